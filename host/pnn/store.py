@@ -1,0 +1,129 @@
+"""A crash-safe store for collected (drive, response) pairs.
+
+Hardware time is the scarce thing, so every chunk the hardware measures is made durable on its
+own: it is written to a temporary file, fsynced, and atomically renamed into place. A crash
+(even SIGKILL) loses at most the chunk in flight; what is on disk is always whole chunks, each
+carrying a SHA-256 of its arrays so `verify()` can prove nothing was silently damaged.
+
+Layout: ``<root>/meta.json`` (what was measured) and ``<root>/chunk-000000.npz`` ... in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_CHUNK = re.compile(r"^chunk-(\d{6})\.npz$")
+
+
+class StoreError(RuntimeError):
+    """The store is damaged or does not match what the caller is collecting."""
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+class DataStore:
+    """Append-only chunks of (drive, response) arrays under one folder.
+
+    Args:
+        root: the folder (created if missing).
+        meta: what is being collected (system description, seed, ...). A store that already holds
+            different metadata raises `StoreError` rather than mixing two experiments.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(".*.tmp"):  # the chunk that was in flight when we crashed
+            stale.unlink()
+        meta_path = self.root / "meta.json"
+        if meta_path.exists():
+            self.meta = json.loads(meta_path.read_text())
+            if meta is not None and json.loads(json.dumps(meta)) != self.meta:
+                raise StoreError(
+                    f"{self.root} holds data for a different experiment; use a new folder or the same settings"
+                )
+        else:
+            self.meta = meta or {}
+            _write_atomic(meta_path, json.dumps(self.meta, indent=1, sort_keys=True).encode())
+
+    def chunk_paths(self) -> list[Path]:
+        """Chunk files in order; a gap in the numbering is damage, not a resumable state."""
+        paths = sorted(p for p in self.root.iterdir() if _CHUNK.match(p.name))
+        for i, p in enumerate(paths):
+            if int(_CHUNK.match(p.name).group(1)) != i:  # type: ignore[union-attr]
+                raise StoreError(f"{p} is out of sequence: chunk {i} is missing")
+        return paths
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.chunk_paths())
+
+    def __len__(self) -> int:
+        return sum(len(self._read(p)[0]) for p in self.chunk_paths())
+
+    def append(self, drive: np.ndarray, response: np.ndarray, **extra: np.ndarray) -> int:
+        """Durably add one chunk; returns its index."""
+        drive, response = np.asarray(drive, np.float32), np.asarray(response, np.float32)
+        if len(drive) != len(response):
+            raise ValueError(f"drive has {len(drive)} rows but response has {len(response)}")
+        index = self.n_chunks
+        buf = io.BytesIO()
+        arrays = {"drive": drive, "response": response, **{k: np.asarray(v) for k, v in extra.items()}}
+        np.savez(buf, sha256=np.array(_digest(*arrays.values())), **arrays)
+        _write_atomic(self.root / f"chunk-{index:06d}.npz", buf.getvalue())
+        return index
+
+    def _read(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        arrays = self._read_all(path)
+        return arrays["drive"], arrays["response"]
+
+    def _read_all(self, path: Path) -> dict[str, np.ndarray]:
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as e:
+            raise StoreError(f"{path} is damaged: {e}") from e
+        digest = str(arrays.pop("sha256"))
+        if _digest(*arrays.values()) != digest:
+            raise StoreError(f"{path} fails its checksum")
+        return arrays
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        """All drives and responses, concatenated in collection order."""
+        parts = [self._read(p) for p in self.chunk_paths()]
+        if not parts:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
+
+    def verify(self) -> int:
+        """Check every chunk's checksum and sequence; returns the number of samples. Raises StoreError."""
+        return sum(len(self._read(p)[0]) for p in self.chunk_paths())

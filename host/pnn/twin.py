@@ -1,0 +1,205 @@
+"""Digital twins: collect (drive, response) data from a physical system and fit a differentiable model.
+
+The twin only has to be good enough to point the gradient the right way (PAT evaluates it at the
+drive the hardware saw); its held-out NRMSE says how good it is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .progress import progress
+from .store import DataStore
+from .system import PhysicalSystem
+
+
+class Twin(nn.Module):
+    """An MLP with a linear skip path, mapping drive [B, n_in] in [0, 1] to response [B, n_out].
+
+    Inputs are centred to [-1, 1] and outputs de-standardised with the statistics of the data it
+    was fit on, so the network itself works with unit-scale numbers.
+    """
+
+    def __init__(self, n_in: int, n_out: int, hidden: tuple[int, ...] = (256, 256)) -> None:
+        super().__init__()
+        self.n_in, self.n_out, self.hidden = n_in, n_out, tuple(hidden)
+        widths = (n_in, *hidden)
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.SiLU()]
+        self.mlp = nn.Sequential(*layers, nn.Linear(widths[-1], n_out))
+        self.skip = nn.Linear(n_in, n_out)
+        self.register_buffer("y_mean", torch.zeros(n_out))
+        self.register_buffer("y_std", torch.ones(n_out))
+        self.nrmse: float = math.nan
+        self.nrmse_per_channel: torch.Tensor = torch.full((n_out,), math.nan)
+        self.metadata: dict[str, Any] = {}
+
+    def forward(self, drive: torch.Tensor) -> torch.Tensor:
+        x = drive * 2 - 1
+        return (self.mlp(x) + self.skip(x)) * self.y_std + self.y_mean
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write weights, normalisation, NRMSE and metadata to one file."""
+        torch.save(
+            {
+                "shape": {"n_in": self.n_in, "n_out": self.n_out, "hidden": list(self.hidden)},
+                "state_dict": self.state_dict(),
+                "nrmse": self.nrmse,
+                "nrmse_per_channel": self.nrmse_per_channel,
+                "metadata": self.metadata,
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Twin:
+        """Read a twin written by `save` (weights only: no code is unpickled)."""
+        blob = torch.load(path, weights_only=True)
+        shape = blob["shape"]
+        twin = cls(shape["n_in"], shape["n_out"], tuple(shape["hidden"]))
+        twin.load_state_dict(blob["state_dict"])
+        twin.nrmse, twin.nrmse_per_channel = float(blob["nrmse"]), blob["nrmse_per_channel"]
+        twin.metadata = blob["metadata"]
+        return twin.eval()
+
+
+def describe(system: PhysicalSystem) -> dict[str, Any]:
+    """The system's own description if it has one, else its class and shape."""
+    if hasattr(system, "describe"):
+        return system.describe()  # type: ignore[no-any-return]
+    return {"class": type(system).__name__, "n_in": system.n_in, "n_out": system.n_out}
+
+
+def collect(
+    system: PhysicalSystem,
+    n_samples: int,
+    *,
+    seed: int = 0,
+    chunk: int = 256,
+    repeats: int = 1,
+    store: DataStore | None = None,
+    show_progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Measure `n_samples` uniform random drives, `chunk` at a time.
+
+    Each chunk's drives come from its own seed, so a run that resumes from `store` after a crash
+    measures exactly the drives it would have measured. `repeats` > 1 measures each drive that
+    many times and averages, as the paper's reference twins did, to average out the noise.
+    """
+    n_chunks = math.ceil(n_samples / chunk)
+    done = store.n_chunks if store is not None else 0
+    drives, responses = [], []
+    if done:
+        d, r = store.load()  # type: ignore[union-attr]
+        drives.append(torch.from_numpy(d))
+        responses.append(torch.from_numpy(r))
+    for index in progress(range(done, n_chunks), "measuring twin data", show=show_progress, initial=done):
+        size = min(chunk, n_samples - index * chunk)
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        drive = torch.rand(size, system.n_in, generator=gen)
+        with torch.no_grad():
+            response = sum(torch.as_tensor(system(drive), dtype=torch.float32) for _ in range(repeats)) / repeats
+        if store is not None:
+            store.append(drive.numpy(), response.numpy())
+        drives.append(drive)
+        responses.append(response)
+    return torch.cat(drives)[:n_samples], torch.cat(responses)[:n_samples]
+
+
+def nrmse(predicted: torch.Tensor, measured: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """RMS error over the std of the measured responses: overall, and per output channel."""
+    err = (predicted - measured).pow(2)
+    std = measured.std(dim=0).clamp_min(1e-12)
+    overall = err.mean().sqrt() / measured.std().clamp_min(1e-12)
+    return float(overall), err.mean(dim=0).sqrt() / std
+
+
+def fit(
+    drives: torch.Tensor,
+    responses: torch.Tensor,
+    *,
+    seed: int = 0,
+    hidden: tuple[int, ...] = (256, 256),
+    epochs: int = 300,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-5,
+    holdout: float = 0.1,
+    show_progress: bool = True,
+) -> Twin:
+    """Fit a Twin on (drive, response) pairs; the last `holdout` fraction measures its NRMSE."""
+    torch.manual_seed(seed)
+    n_test = max(1, int(len(drives) * holdout))
+    x, y, x_test, y_test = drives[:-n_test], responses[:-n_test], drives[-n_test:], responses[-n_test:]
+    twin = Twin(drives.shape[1], responses.shape[1], hidden)
+    twin.y_mean.copy_(y.mean(0))
+    twin.y_std.copy_(y.std(0).clamp_min(1e-6))
+    opt = torch.optim.AdamW(twin.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(len(x) / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * steps_per_epoch)
+    scale = twin.y_std  # loss on standardised outputs so every channel counts equally
+    bar = progress(range(epochs), "fitting twin", show=show_progress)
+    for _ in bar:
+        for idx in torch.randperm(len(x)).split(batch_size):
+            loss = ((twin(x[idx]) - y[idx]) / scale).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    twin.eval()
+    with torch.no_grad():
+        twin.nrmse, twin.nrmse_per_channel = nrmse(twin(x_test), y_test)
+    twin.metadata.update(n_train=len(x), n_test=n_test, hidden=list(hidden), epochs=epochs)
+    return twin
+
+
+def fit_twin(
+    system: PhysicalSystem,
+    n_samples: int,
+    *,
+    seed: int = 0,
+    chunk: int = 256,
+    repeats: int = 1,
+    store: DataStore | str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+    **options: Any,
+) -> Twin:
+    """Collect `n_samples` random drives from `system` and fit a twin to them.
+
+    Args:
+        system: any PhysicalSystem.
+        n_samples: drives to measure (10% are held out for `twin.nrmse`).
+        seed: seeds the drives and the fit.
+        chunk: drives per measurement call (and per durable store chunk).
+        repeats: measure each drive this many times and average.
+        store: a DataStore or folder; collection resumes from what it already holds.
+        **options: passed to `fit` (hidden, epochs, batch_size, lr, weight_decay, holdout).
+
+    Returns:
+        A Twin with `nrmse`, `nrmse_per_channel` and `metadata` (system description, data size).
+    """
+    if n_samples < 10:
+        raise ValueError(f"n_samples={n_samples} is too few to fit and test a twin; use at least 10")
+    description = describe(system)
+    if store is not None and not isinstance(store, DataStore):
+        store = DataStore(store, meta={"system": description, "seed": seed, "chunk": chunk, "repeats": repeats})
+    drives, responses = collect(
+        system, n_samples, seed=seed, chunk=chunk, repeats=repeats, store=store, show_progress=show_progress
+    )
+    twin = fit(drives, responses, seed=seed, show_progress=show_progress, **options)
+    twin.metadata.update(system=description, n_samples=n_samples, seed=seed, repeats=repeats)
+    return twin
+
+
+def measured_vs_predicted(twin: Twin, system: PhysicalSystem, n: int = 4, seed: int = 1) -> np.ndarray:
+    """Fresh random drives -> array [2, n, n_out] of (measured, twin-predicted) responses, for plots."""
+    drive = torch.rand(n, system.n_in, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return np.stack([torch.as_tensor(system(drive)).numpy(), twin(drive).numpy()])
