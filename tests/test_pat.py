@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from toy_systems import Exact, LeakyTanh, TwoBoards
-
 from pnn import PhysicalLayer, PhysicalSystem
+from toy_systems import Exact, LeakyTanh, TwoBoards
 
 
 def make_params(n: int) -> torch.nn.ParameterDict:

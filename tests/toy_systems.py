@@ -8,15 +8,16 @@ import torch
 class LeakyTanh:
     """A differentiable toy 'circuit': causal smoothing followed by a saturating nonlinearity."""
 
-    def __init__(self, n: int = 8, gain: float = 2.0, seed: int = 0) -> None:
-        self.n_in = self.n_out = n
+    def __init__(self, n: int = 8, gain: float = 2.0, seed: int = 0, n_out: int | None = None) -> None:
+        self.n_in, self.n_out = n, n_out or n
         g = torch.Generator().manual_seed(seed)
         self.mix = torch.tril(torch.rand(n, n, generator=g, dtype=torch.float64)) / n * 3 + torch.eye(n, dtype=torch.float64)
         self.gain = gain
         self.calls = 0
 
     def exact(self, drive: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.gain * (drive.to(self.mix.dtype) @ self.mix.T - 0.8)).to(drive.dtype)
+        y = torch.tanh(self.gain * (drive.to(self.mix.dtype) @ self.mix.T - 0.8))
+        return y.reshape(len(drive), self.n_out, -1).mean(-1).to(drive.dtype)  # bins, like an ADC
 
     def __call__(self, drive: torch.Tensor) -> torch.Tensor:
         self.calls += 1
