@@ -10,7 +10,6 @@ import math
 import os
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -197,9 +196,3 @@ def fit_twin(
     twin.metadata.update(system=description, n_samples=n_samples, seed=seed, repeats=repeats)
     return twin
 
-
-def measured_vs_predicted(twin: Twin, system: PhysicalSystem, n: int = 4, seed: int = 1) -> np.ndarray:
-    """Fresh random drives -> array [2, n, n_out] of (measured, twin-predicted) responses, for plots."""
-    drive = torch.rand(n, system.n_in, generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        return np.stack([torch.as_tensor(system(drive)).numpy(), twin(drive).numpy()])

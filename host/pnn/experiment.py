@@ -1,0 +1,148 @@
+"""An experiment end to end: system -> twin data -> twin fit -> trainers -> table, run folder and plots.
+
+`pnn demo`, `pnn train EXPERIMENT.toml` and bench/pat.py all run through `run`. An experiment is a
+small nested dict (the TOML file's shape); `resolve` fills defaults and rejects unknown keys with
+a message that says which keys exist.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import tomllib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .data import load_task
+from .report import regenerate
+from .system import PhysicalSystem
+from .train import TrainConfig, accuracy, train
+from .twin import Twin, fit_twin
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "experiment": {"name": "experiment"},
+    "task": {"name": "digits", "data": None},
+    "system": {"kind": "electronic", "url": None, "n_in": 64, "n_out": 64, "seed": 0, "noise": {}},
+    "twin": {"samples": 3000, "epochs": 150, "hidden": [256, 256], "repeats": 1, "path": None},
+    "train": {"trainers": ["digital", "in-silico", "pat"], **asdict(TrainConfig())},
+}
+
+
+class ExperimentError(ValueError):
+    """An experiment file that cannot run; the message says how to mend it."""
+
+
+def resolve(raw: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in; unknown sections or keys are an ExperimentError."""
+    resolved = copy.deepcopy(DEFAULTS)
+    for section, values in raw.items():
+        if section not in resolved:
+            raise ExperimentError(f"unknown section [{section}]; sections are {', '.join(f'[{s}]' for s in DEFAULTS)}")
+        if not isinstance(values, dict):
+            raise ExperimentError(f"[{section}] must be a table of keys, not {values!r}")
+        for key, value in values.items():
+            if key not in resolved[section]:
+                raise ExperimentError(f"unknown key '{key}' in [{section}]; known keys: {', '.join(resolved[section])}")
+            resolved[section][key] = value
+    return resolved
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read and resolve an experiment TOML file."""
+    p = Path(path)
+    if not p.exists():
+        raise ExperimentError(f"no experiment file '{p}'; see examples/*.toml for the format")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ExperimentError(f"{p} is not valid TOML: {e}") from e
+    return resolve(raw)
+
+
+def make_system(spec: dict[str, Any]) -> PhysicalSystem:
+    """A simulated system by kind, or a device / pool by URL (`url`, or a list of URLs)."""
+    if spec.get("url"):
+        from .devices import connect_all
+
+        return connect_all(spec["url"])
+    from . import physics
+
+    kinds = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}
+    if spec["kind"] not in kinds:
+        raise ExperimentError(f"unknown system kind '{spec['kind']}'; choose one of {', '.join(kinds)} or give a url")
+    try:
+        noise = physics.Noise(**spec["noise"])
+    except TypeError as e:
+        raise ExperimentError(f"bad [system.noise]: {e}") from e
+    return kinds[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
+
+
+def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None) -> dict[str, Any]:
+    """Run an experiment; returns the summary (also written to run_dir/summary.json)."""
+    console = console or Console()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    task = load_task(config["task"]["name"], config["task"]["data"])
+    system = make_system(config["system"])
+    started = time.perf_counter()
+
+    twin_cfg = config["twin"]
+    if twin_cfg["path"]:
+        twin = Twin.load(twin_cfg["path"])
+    else:
+        twin = fit_twin(system, twin_cfg["samples"], seed=config["system"]["seed"], repeats=twin_cfg["repeats"],
+                        epochs=twin_cfg["epochs"], hidden=tuple(twin_cfg["hidden"]), store=run_dir / "twin-data",
+                        show_progress=show_progress)
+    twin.save(run_dir / "twin.pt")
+    twin_seconds = time.perf_counter() - started
+    name = config["experiment"]["name"]
+
+    cfg = TrainConfig(**{k: v for k, v in config["train"].items() if k != "trainers"})
+    results, predictions = {}, {}
+    for trainer in config["train"]["trainers"]:
+        results[trainer] = train(trainer, task, system, twin, cfg, run_dir=run_dir, show_progress=show_progress)
+        _, predicted = accuracy(results[trainer].net, task.x_test, task.y_test)
+        predictions[trainer] = predicted.tolist()
+    (run_dir / "predictions.json").write_text(
+        json.dumps({"classes": task.classes, "truth": task.y_test.tolist(), "predicted": predictions})
+    )
+    summary = {
+        "name": name,
+        "task": task.name,
+        "system": config["system"]["url"] or config["system"]["kind"],
+        "depth": cfg.depth,
+        "twin_nrmse": twin.nrmse,
+        "twin_seconds": twin_seconds,
+        "accuracy": {t: r.test_accuracy for t, r in results.items()},
+        "seconds": {t: r.seconds for t, r in results.items()},
+        "total_seconds": time.perf_counter() - started,
+        "run_dir": str(run_dir),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    regenerate(run_dir)
+    console.print(summary_table([summary]))
+    return summary
+
+
+def summary_table(summaries: list[dict[str, Any]], title: str = "physical network, test accuracy on the system") -> Table:
+    table = Table(title=title)
+    for column in ("experiment", "task", "depth", "twin NRMSE", "digital", "in-silico", "PAT", "PAT - in-silico", "time (s)"):
+        table.add_column(column, justify="left" if column in ("experiment", "task") else "right")
+
+    def pct(s: dict, key: str) -> str:
+        value = s["accuracy"].get(key)
+        return "-" if value is None else f"{100 * value:.1f}%"
+
+    for s in summaries:
+        acc = s["accuracy"]
+        gap = f"{100 * (acc['pat'] - acc['in-silico']):+.1f}" if {"pat", "in-silico"} <= set(acc) else "-"
+        table.add_row(s["name"], s["task"], str(s["depth"]), f"{s['twin_nrmse']:.3f}", pct(s, "digital"),
+                      pct(s, "in-silico"), pct(s, "pat"), gap, f"{s['total_seconds']:.0f}")
+    return table
+
