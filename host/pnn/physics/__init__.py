@@ -1,0 +1,12 @@
+"""Simulated physical systems with noise, drift, quantisation and unit-to-unit variation.
+
+Each class is a `pnn.PhysicalSystem` (drive [B, n_in] in [0, 1] -> response [B, n_out], float32)
+with an exact differentiable twin `ideal()` and a JSON `describe()`:
+
+- `Electronic`: RLC tank + 2N3904 stage read by an ESP32 (`ElectronicParts` holds its values).
+"""
+
+from ._noise import Noise
+from .electronic import Electronic, ElectronicParts
+
+__all__ = ["Electronic", "ElectronicParts", "Noise"]
