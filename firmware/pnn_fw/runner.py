@@ -137,6 +137,7 @@ def _play(
     frac = 0
     # Tick stamps stay objects (small ints): the ticks_* functions own their wrap-around arithmetic.
     deadline = ticks_add(ticks_us(), q)  # one period of headroom before the first tick
+    # Paced runs are timed from tick 0's deadline, so a late start cannot make the mean look short.
     t_first = deadline
     t_last = deadline
     # write cursor: tick within example, byte offset of the example's codes
@@ -166,7 +167,7 @@ def _play(
             if frac >= rate:
                 frac -= rate
                 deadline = ticks_add(deadline, 1)
-        if t == 0:
+        if t == 0 and paced == 0:
             t_first = ticks_us()
         if pending:
             k = 0

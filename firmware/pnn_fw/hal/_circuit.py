@@ -45,6 +45,10 @@ class Rng:
         """Return `nominal` moved by a uniform relative error within +-frac (a part's tolerance band)."""
         return nominal * (1.0 + self.uniform(-frac, frac))
 
+    def spread(self, nominal: float, s: float) -> float:
+        """Return `nominal` scaled by a log-uniform factor within exp(+-s) (transistor parameters)."""
+        return nominal * math.exp(self.uniform(-s, s))
+
     def gauss(self) -> float:
         """Return an approximately standard-normal value (Irwin-Hall sum of four uniforms, variance 1)."""
         s = self.next_u32() + self.next_u32() + self.next_u32() + self.next_u32()

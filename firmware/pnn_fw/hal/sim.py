@@ -3,7 +3,8 @@
 Circuit (HARDWARE_NOTES, "A hobbyist electronic layer", ESP32 wiring):
     DAC (0..3.3 V, ZOH) -> R1 680 + L1 100 mH (DCR 200) -> node A, C1 10 nF A->GND
     A -> RB 10k -> 2N3904 base, RE 470 to GND, RC 680 to 3.3 V
-    collector -> 1k -> 10k/15k divider -> ADC pin with 4.7 nF to GND; ADC full scale 0.15..2.45 V.
+    collector -> 1k -> OUT with 4.7 nF to GND -> 10k/15k divider -> ADC pin; ADC full scale 0.15..2.45 V
+    (the same topology and timing as host/pnn/physics/electronic.py: ZOH DAC, ADC at the end of a tick).
 The R-L-C part is linear and stepped exactly (zero-order hold over one sample period); the transistor
 stage is a static map vA -> ADC-node voltage tabulated once at start-up; the output RC is a first-order
 low-pass stepped with a linear ramp between the stage's values at both ends of the period.
@@ -12,8 +13,8 @@ Time only advances on `dac_write`: each write holds the new code for one sample 
 `adc_read` after it sees the circuit at the end of that period (what a paced loop reads just before
 the next write). Unit-to-unit variation comes from board["seed"] (component tolerances, transistor
 spread) and so does the ADC noise stream, so one seed always gives the same board.
-Not modelled: the base current's loading of node A, the divider's loading of the collector in
-saturation, temperature drift. The sim allocates floats per sample (MicroPython boxes them); the
+Simpler than the host model: no base-current loading of node A (it damps the tank when the
+transistor saturates), an Ebers-Moll-like stage instead of Gummel-Poon, no drift. The sim allocates floats per sample (MicroPython boxes them); the
 runner's own loop does not.
 """
 
@@ -28,10 +29,18 @@ _VA_HI = 7.0
 _N_TAB = 501  # 20 mV steps: linear interpolation error well under one ADC LSB
 
 
-def draw_parts(seed: int, c1_nf: float) -> dict:
-    """Component values of one unit: nominal values moved within their tolerance bands by `seed`."""
+def draw_parts(seed: int, c1_nf: float, variation: float) -> dict:
+    """Component values of one unit: nominal values moved within their tolerance bands by `seed`.
+
+    `variation` scales every band (1.0: realistic tolerances, as pnn.physics.Electronic uses; 0: the
+    nominal board whatever the seed).
+    """
     rng = Rng(seed)
-    t = rng.tol
+    v = variation
+
+    def t(nominal: float, frac: float) -> float:
+        return rng.tol(nominal, v * frac)
+
     return {
         "r1": t(680.0, 0.05) + t(200.0, 0.10),  # R1 plus the inductor's DCR
         "l1": t(0.1, 0.10),
@@ -39,8 +48,8 @@ def draw_parts(seed: int, c1_nf: float) -> dict:
         "rb": t(10e3, 0.05),
         "re": t(470.0, 0.05),
         "rc": t(680.0, 0.05),
-        "bf": t(416.4, 0.30),  # 2N3904 hFE spreads widely from part to part
-        "is": t(6.734e-15, 0.50),
+        "bf": rng.spread(416.4, v * 0.35),  # hFE spreads widely from part to part
+        "is": rng.spread(6.734e-15, v * 0.5),
         "vcc": t(3.3, 0.02),
         "v_dac": t(V_DAC, 0.02),
         "r_out": t(1e3, 0.05),
@@ -66,9 +75,12 @@ class SimHAL(HAL):
         c1_nf = board.get("c1_nf", 10)
         if not isinstance(c1_nf, (int, float)) or c1_nf <= 0:
             raise ValueError("board 'c1_nf' is %r; expected a capacitance in nF > 0" % (c1_nf,))
+        variation = board.get("variation", 1.0)
+        if not isinstance(variation, (int, float)) or variation < 0:
+            raise ValueError("board 'variation' is %r; expected a number >= 0" % (variation,))
         self.seed = seed
         self.paced = bool(board.get("paced", False))
-        self.parts = p = draw_parts(seed, c1_nf)
+        self.parts = p = draw_parts(seed, c1_nf, variation)
         # The noise stream has its own generator so that tolerances never shift with noise settings.
         self._rng = Rng(seed ^ 0x2545F491)
         self._noise = float(noise)
@@ -76,10 +88,12 @@ class SimHAL(HAL):
         self._adc_max = (1 << self.adc_bits) - 1
         self._v_lsb = p["v_dac"] / self._dac_max
         self._adc_scale = self._adc_max / (ADC_HI - ADC_LO)
-        # The collector sees RC, then R_out and the divider in series: its Thevenin gain and resistance.
-        r_src = p["rc"] + p["r_out"] + p["r_top"]
-        gain = p["r_bot"] / (r_src + p["r_bot"])
-        self._tau = p["c_out"] * r_src * p["r_bot"] / (r_src + p["r_bot"])
+        # OUT (C_out to ground) is fed from the collector through RC + R_out and loaded by the divider:
+        # DC gain from the unloaded collector to the ADC pin, and OUT's Thevenin time constant.
+        r_src = p["rc"] + p["r_out"]
+        r_div = p["r_top"] + p["r_bot"]
+        gain = r_div / (r_src + r_div) * p["r_bot"] / r_div
+        self._tau = p["c_out"] * r_src * r_div / (r_src + r_div)
         self._tab = stage_table(p, _VA_LO, _VA_HI, _N_TAB, gain)
         self._tab_k = (_N_TAB - 1) / (_VA_HI - _VA_LO)
         self.set_rate(self.max_rate)
