@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from pnn.physics import Electronic, ElectronicParts, Noise
+from pnn.physics import Electronic, ElectronicParts, Mechanical, Noise
 from pnn.system import PhysicalSystem
 
 N_IN, N_OUT = 24, 8
@@ -19,7 +19,7 @@ def make(cls, noise: Noise = QUIET, seed: int = 0, n_in: int = N_IN, n_out: int 
     return cls(n_in=n_in, n_out=n_out, seed=seed, noise=noise, **kw)
 
 
-CLASSES = [Electronic]
+CLASSES = [Electronic, Mechanical]
 
 
 def drives(batch: int = 16, n_in: int = N_IN, seed: int = 0) -> torch.Tensor:
@@ -178,3 +178,29 @@ def test_electronic_parts_are_validated_and_varied_per_seed() -> None:
     b = Electronic(noise=Noise(), seed=2).parts
     assert a != b and a.C1 != ElectronicParts().C1
     assert Electronic(noise=QUIET, seed=1).parts == ElectronicParts()
+
+
+# -- Mechanical --------------------------------------------------------------------------------
+
+
+def test_mechanical_keeps_ringing_after_a_short_drive() -> None:
+    system = Mechanical(n_in=64, n_out=64, noise=QUIET)
+    burst = torch.full((1, 64), 0.5)  # midscale = no force
+    burst[0, 2:6] = 1.0
+    y = system(burst)[0] - 0.5
+    assert torch.all(y[:2] == 0)
+    assert y[6:].abs().max() > 0.1  # still loud after the drive stopped
+    assert y[48:].abs().max() > 0.05  # ~3 ms later the plate still rings (Q = 25)
+    # and with the mic's 60 Hz high-pass, a held level gives no steady offset
+    assert system(torch.full((1, 64), 0.5)).sub(0.5).abs().max() == 0
+
+
+def test_mechanical_mode_frequency_matters() -> None:
+    x = drives(32, n_in=64)
+    a = Mechanical(n_in=64, n_out=16, noise=QUIET)(x)
+    from pnn.physics import MechanicalParts
+
+    shifted = MechanicalParts(freqs_hz=tuple(f * 1.02 for f in MechanicalParts().freqs_hz))
+    b = Mechanical(n_in=64, n_out=16, noise=QUIET, parts=shifted)(x)
+    # the notes: a 2% mode error is a large output error for a high-Q plate
+    assert (a - b).pow(2).mean().sqrt() > 0.1 * (a - 0.5).pow(2).mean().sqrt()

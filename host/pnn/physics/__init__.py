@@ -4,9 +4,11 @@ Each class is a `pnn.PhysicalSystem` (drive [B, n_in] in [0, 1] -> response [B, 
 with an exact differentiable twin `ideal()` and a JSON `describe()`:
 
 - `Electronic`: RLC tank + 2N3904 stage read by an ESP32 (`ElectronicParts` holds its values).
+- `Mechanical`: speaker-driven plate with four nonlinear modes, heard by a microphone.
 """
 
 from ._noise import Noise
 from .electronic import Electronic, ElectronicParts
+from .mechanical import Mechanical, MechanicalParts
 
-__all__ = ["Electronic", "ElectronicParts", "Noise"]
+__all__ = ["Electronic", "ElectronicParts", "Mechanical", "MechanicalParts", "Noise"]

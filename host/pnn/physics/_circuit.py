@@ -5,6 +5,7 @@ See `pnn.physics.electronic` for the circuit and the derivation; this module hol
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -40,6 +41,13 @@ def _tank_matrices(r: float, l_h: float, c_f: float, h: float) -> np.ndarray:
     return np.concatenate([phi.ravel(), gamma0 @ bu, gamma0 @ bi, gamma1 @ bi])
 
 
+@functools.lru_cache(maxsize=64)
+def _stage_tables(parts) -> tuple[HermiteTable, HermiteTable]:  # noqa: ANN001 (ElectronicParts: frozen, hashable)
+    """vout(vA) and iB(vA) tables for one set of parts (cached: seeds with variation 0 share them)."""
+    stage = solve_stage(parts, V_MIN, V_MAX, DV)
+    return HermiteTable(V_MIN, DV, stage["vout"], stage["dvout"]), HermiteTable(V_MIN, DV, stage["ib"], stage["dib"])
+
+
 class CircuitModel:
     """Discretised electronic layer for one set of part values, sample rate and sub-step count.
 
@@ -65,9 +73,7 @@ class CircuitModel:
         up = _tank_matrices(r, parts.L1, parts.C1 * (1 + _DC), self.h)
         down = _tank_matrices(r, parts.L1, parts.C1 * (1 - _DC), self.h)
         self._dcoef = (up - down) / (2 * _DC)
-        stage = solve_stage(parts, V_MIN, V_MAX, DV)
-        self.vout = HermiteTable(V_MIN, DV, stage["vout"], stage["dvout"])
-        self.ib = HermiteTable(V_MIN, DV, stage["ib"], stage["dib"])
+        self.vout, self.ib = _stage_tables(parts)
         # output node: collector (Thevenin ~RC in cutoff and forward-active) -> Rout -> Cout || divider
         r_div = parts.Rdiv_top + parts.Rdiv_bot
         r_src = parts.RC + parts.Rout
