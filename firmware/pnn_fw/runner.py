@@ -18,7 +18,7 @@ from time import ticks_add, ticks_diff, ticks_us
 import micropython
 
 MAX_OVERSAMPLE = 64
-MAX_SETTLE = 1 << 20
+MAX_SETTLE = 65535
 _SUM_LIMIT = 1 << 30  # a bin's sum must stay a small int on 32-bit boards (and in viper's machine word)
 
 
@@ -84,14 +84,14 @@ class LayerRunner:
         dac_max = (1 << hal.dac_bits) - 1
         if top > dac_max:
             raise ValueError("drive code %d exceeds the %d-bit DAC's %d" % (top, hal.dac_bits, dac_max))
-        if hal.rate != rate:
+        if getattr(hal, "rate", 0) != rate:
             hal.set_rate(rate)
         stats = self._stats
         total = batch * (settle + n_drive)
         _play(
             drive, self._out, stats, hal.dac_write, hal.adc_read,
             batch, n_drive, n_out, settle, oversample, hal.rest_code,
-            1 if hal.paced else 0, 1_000_000 // rate, 1_000_000 % rate, rate,
+            1 if getattr(hal, "paced", True) else 0, 1_000_000 // rate, 1_000_000 % rate, rate,
         )  # fmt: skip
         self.max_late_us = stats[2]
         # total + 1 ticks: the last one only reads the final sample and returns the DAC to rest.
