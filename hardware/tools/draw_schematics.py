@@ -69,7 +69,8 @@ def _mcu(d: schemdraw.Drawing, b: Board, with_5v: bool) -> elm.Ic:
 
 def _resonator_and_stage(d: schemdraw.Drawing, start) -> elm.Element:
     """R1 -> L1 -> node A (C1 to ground) -> RB -> 2N3904 with RE and RC. Returns the transistor."""
-    d += elm.Resistor().at(start).right().label("R1\n680 Ω")
+    d += elm.Line().at(start).right(0.6)
+    d += elm.Resistor().right().label("R1\n680 Ω")
     d += elm.Inductor2(loops=4).right().label("L1 100 mH\n(DCR ≈ 200 Ω)")
     d += (a := elm.Dot().label("A", loc="top"))
     d += elm.Capacitor().down().label("C1\n10 nF", loc="bottom")
@@ -101,31 +102,25 @@ def _supply(d: schemdraw.Drawing, pin, text: str) -> None:
     d += elm.Vdd().label(text)
 
 
-def electronic(b: Board, esp32: bool) -> schemdraw.Drawing:
-    """The electronic layer wired to one board (ESP32: divider into the ADC; Pico: 1k/4.7n RC)."""
+def electronic(b: Board, mcp4725_option: bool) -> schemdraw.Drawing:
+    """The electronic layer wired to one board: the same circuit (layer.lib) on ESP32 and Pico."""
     d = schemdraw.Drawing(show=False)
     ic = _mcu(d, b, with_5v=False)
     _supply(d, ic.v33, "+3.3 V")
     q = _resonator_and_stage(d, ic.drive)
     d += elm.Line().at(q.collector).right(0.8)
-    if esp32:
-        d += elm.Resistor().right().label("RD1\n10 kΩ")
-        d += (n := elm.Dot().label("OUT", loc="top"))
-        d += elm.Resistor().down().label("RD2\n15 kΩ", loc="bottom")
-        d += elm.Ground()
-        d += elm.Line().at(n.center).right(1.5)
-        d += elm.Capacitor().down().label("CD\n1 nF", loc="bottom")
-        d += elm.Ground()
-        note = "OUT = 0.6 × collector: 0.86–1.93 V, inside the 0.15–2.45 V range of the 11 dB ADC"
-    else:
-        d += elm.Resistor().right().label("ROUT\n1 kΩ")
-        d += (n := elm.Dot().label("OUT", loc="top"))
-        d += elm.Capacitor().down().label("COUT\n4.7 nF", loc="bottom")
-        d += elm.Ground()
-        note = "OUT swings 1.44 V (saturated) .. 3.30 V (cut off); the firmware drives GP23 high (quieter ADC)."
-    _return_to_pin(d, n.center, ic.adc, top=d.get_bbox().ymax + 0.8)
-    _note(d, note)
-    if not esp32:
+    d += elm.Resistor().right().label("ROUT\n1 kΩ")
+    d += (out := elm.Dot().label("OUT", loc="top"))
+    d += elm.Capacitor().down().label("COUT\n4.7 nF", loc="bottom")
+    d += elm.Ground()
+    d += elm.Resistor().at(out.center).right().label("RDIV_TOP\n10 kΩ")
+    d += elm.Line().right(0.8)
+    d += (tap := elm.Dot().label("ADC", loc="top"))
+    d += elm.Resistor().down().label("RDIV_BOT\n15 kΩ", loc="bottom")
+    d += elm.Ground()
+    _return_to_pin(d, tap.center, ic.adc, top=d.get_bbox().ymax + 0.8)
+    _note(d, "OUT swings 1.37 V (saturated) .. 3.09 V (cut off); the ADC pin sees 0.6 × OUT = 0.82 .. 1.86 V.")
+    if mcp4725_option:
         _mcp4725_option(d)
     return d
 
@@ -159,15 +154,41 @@ def _mcp4725_option(d: schemdraw.Drawing) -> None:
     _note(d, "I2C at 400 kHz limits it to about 7 kS/s: use C1 = 82 nF at that rate.")
 
 
-def mechanical(b: Board) -> schemdraw.Drawing:
-    """DAC -> 10 µF -> 10k pot -> PAM8403 -> speaker/plate; MAX4466 mic module -> ADC pin."""
+def _pwm_filter(d: schemdraw.Drawing, start) -> None:
+    """GP15 PWM -> 1k/10n -> 10k/1n -> MCP6002 follower: strips the 488 kHz carrier before the class-D amp."""
+    d += elm.Line().at(start).right(0.8)
+    d += elm.Resistor().right().label("R2\n1 kΩ")
+    d += (n1 := elm.Dot())
+    d += elm.Capacitor().down().label("C2\n10 nF", loc="bottom")
+    d += elm.Ground()
+    d += elm.Resistor().at(n1.center).right().label("R3\n10 kΩ")
+    d += (n2 := elm.Dot())
+    d += elm.Capacitor().down().label("C3\n1 nF", loc="bottom")
+    d += elm.Ground()
+    d += elm.Line().at(n2.center).right(0.8)
+    d += (op := elm.Opamp(leads=True).right().anchor("in2").label("U4A\nMCP6002", loc="center", ofst=(-0.3, 0),
+                                                               fontsize=9))
+    d += elm.Line().at(op.in1).up(1.0)
+    d += elm.Line().tox(op.out)
+    d += elm.Line().toy(op.out).dot()
+    d += elm.Line().at(op.out).right(0.4)
+
+
+def mechanical(b: Board, pwm: bool) -> schemdraw.Drawing:
+    """DAC -> 10 µF -> 10k pot -> PAM8403 -> speaker/plate; MAX4466 mic module -> ADC pin.
+
+    With `pwm` (the Pico) a 2-stage RC and an MCP6002 follower turn the PWM into a clean voltage first.
+    """
     d = schemdraw.Drawing(show=False)
     ic = _mcu(d, b, with_5v=True)
     _supply(d, ic.v33, "+3.3 V")
     d += elm.Line().at(ic.v5).right(0.8)
     d += elm.Vdd().label("+5 V (USB)")
-    d += elm.Line().at(ic.drive).right(0.8)
-    d += elm.Capacitor(polar=True).right().label("C1 10 µF\n(+ to DAC)")
+    if pwm:
+        _pwm_filter(d, ic.drive)
+    else:
+        d += elm.Line().at(ic.drive).right(0.8)
+    d += elm.Capacitor(polar=True).right().label("C1 10 µF\n(+ to the left)")
     d += (top := elm.Dot())
     d += elm.Line().right(0.5)
     d += (pot := elm.Potentiometer().down().label("VR1\n10 kΩ", loc="bottom"))
@@ -212,14 +233,16 @@ def mechanical(b: Board) -> schemdraw.Drawing:
              "GND wire to the board.")
     _note(d, "Mic 1–2 cm from the plate; its OUT idles at VCC/2 = 1.65 V: set the module gain so the "
              "loudest response stays in range.")
+    if pwm:
+        _note(d, "MCP6002 (DIP-8): pin 8 to +3.3 V, pin 4 to GND; unused half: pin 5 to GND, pin 6 to pin 7.")
     return d
 
 
 SCHEMATICS = {
-    "electronic/schematic-esp32.svg": lambda: electronic(ESP32_E, esp32=True),
-    "electronic/schematic-rp2040.svg": lambda: electronic(PICO_E, esp32=False),
-    "mechanical/schematic-esp32.svg": lambda: mechanical(ESP32_M),
-    "mechanical/schematic-rp2040.svg": lambda: mechanical(PICO_M),
+    "electronic/schematic-esp32.svg": lambda: electronic(ESP32_E, mcp4725_option=False),
+    "electronic/schematic-rp2040.svg": lambda: electronic(PICO_E, mcp4725_option=True),
+    "mechanical/schematic-esp32.svg": lambda: mechanical(ESP32_M, pwm=False),
+    "mechanical/schematic-rp2040.svg": lambda: mechanical(PICO_M, pwm=True),
 }
 
 
