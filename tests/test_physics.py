@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from pnn.physics import Electronic, ElectronicParts, Mechanical, Noise
+from pnn.physics import Electronic, ElectronicParts, Mechanical, MechanicalParts, Noise, Optical
 from pnn.system import PhysicalSystem
 
 N_IN, N_OUT = 24, 8
@@ -19,7 +19,7 @@ def make(cls, noise: Noise = QUIET, seed: int = 0, n_in: int = N_IN, n_out: int 
     return cls(n_in=n_in, n_out=n_out, seed=seed, noise=noise, **kw)
 
 
-CLASSES = [Electronic, Mechanical]
+CLASSES = [Electronic, Mechanical, Optical]
 
 
 def drives(batch: int = 16, n_in: int = N_IN, seed: int = 0) -> torch.Tensor:
@@ -79,7 +79,7 @@ def test_noise_off_is_deterministic_and_equals_ideal(cls) -> None:
 SWITCHES = {
     "additive": dataclasses.replace(Noise.off(), additive=0.02),
     "multiplicative": dataclasses.replace(Noise.off(), multiplicative=0.01),
-    "drift": dataclasses.replace(Noise.off(), drift=0.05),
+    "drift": dataclasses.replace(Noise.off(), drift=0.1),
     "dac_bits": dataclasses.replace(Noise.off(), dac_bits=4),
     "adc_bits": dataclasses.replace(Noise.off(), adc_bits=6),
     "variation": dataclasses.replace(Noise.off(), variation=1.0),
@@ -93,7 +93,7 @@ def test_each_noise_switch_changes_outputs(cls, switch: str) -> None:
     clean = make(cls)(x)
     system = make(cls, SWITCHES[switch])
     if switch == "drift":
-        system(drives(2000, seed=1))  # let the walk wander for 2,000 examples
+        system(drives(800, seed=1))  # let the walk wander for 800 examples
     noisy = system(x)
     diff = (noisy - clean).abs()
     assert diff.max() > 1e-3, f"{switch} changed nothing"
@@ -198,9 +198,36 @@ def test_mechanical_keeps_ringing_after_a_short_drive() -> None:
 def test_mechanical_mode_frequency_matters() -> None:
     x = drives(32, n_in=64)
     a = Mechanical(n_in=64, n_out=16, noise=QUIET)(x)
-    from pnn.physics import MechanicalParts
-
     shifted = MechanicalParts(freqs_hz=tuple(f * 1.02 for f in MechanicalParts().freqs_hz))
     b = Mechanical(n_in=64, n_out=16, noise=QUIET, parts=shifted)(x)
     # the notes: a 2% mode error is a large output error for a high-Q plate
     assert (a - b).pow(2).mean().sqrt() > 0.1 * (a - 0.5).pow(2).mean().sqrt()
+
+
+# -- Optical -----------------------------------------------------------------------------------
+
+
+def test_optical_sh_field_is_quadratic_in_the_drive_scale() -> None:
+    system = Optical(n_in=32, n_out=16, noise=QUIET)
+    x = drives(8, n_in=32)
+    for c in (0.5, 0.8):
+        # the SH field goes as the drive squared, so the measured intensity goes as c**4
+        torch.testing.assert_close(system(c * x), c**4 * system(x), rtol=1e-4, atol=1e-6)
+    # and not a linear map: the sum of two drives is not the sum of the responses
+    a, b = drives(8, n_in=32, seed=1) * 0.5, drives(8, n_in=32, seed=2) * 0.5
+    assert (system(a + b) - system(a) - system(b)).abs().max() > 0.05
+
+
+def test_optical_mixes_frequencies() -> None:
+    system = Optical(n_in=32, n_out=32, noise=QUIET)
+    base = torch.full((1, 32), 0.5)
+    poked = base.clone()
+    poked[0, 5] = 1.0
+    delta = (system(poked) - system(base))[0]
+    # one shaper bin reaches every SH pixel it sums with, far from its own position
+    assert (delta.abs() > 1e-3).sum() > 20
+
+
+def test_optical_typical_maximum_is_about_one() -> None:
+    y = Optical(n_in=64, noise=QUIET)(drives(200, n_in=64))
+    assert 0.7 < float(y.max(dim=1).values.median()) < 1.5

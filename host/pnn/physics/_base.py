@@ -63,6 +63,8 @@ class SimulatedSystem(ABC):
     def __call__(self, drive: torch.Tensor) -> torch.Tensor:
         """Measure the responses [B, n_out] (float32, CPU) to drives [B, n_in]; builds no autograd graph."""
         x = self._check(drive)
+        if x.shape[0] == 0:
+            return torch.zeros(0, self.n_out)
         with torch.no_grad():
             x = x.detach().to(device="cpu", dtype=torch.float32).clamp(0.0, 1.0)  # the DAC saturates
             x = quantise(x, self.noise.dac_bits)
@@ -81,6 +83,8 @@ class SimulatedSystem(ABC):
         x = self._check(drive)
         if not x.is_floating_point():
             x = x.to(torch.float32)
+        if x.shape[0] == 0:
+            return x.new_zeros(0, self.n_out)
         y = self._samples(x.clamp(0.0, 1.0), None, None)
         return self._bin(y.clamp(0.0, self.full_scale))
 
