@@ -43,7 +43,7 @@ class ProtocolError(Exception):
     """
 
     def __init__(self, code, msg, req_id=None):
-        Exception.__init__(self, msg)
+        super().__init__(msg)
         self.code = code
         self.msg = msg
         self.req_id = req_id
