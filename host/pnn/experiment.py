@@ -28,9 +28,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "experiment": {"name": "experiment"},
     "task": {"name": "digits", "data": None},
     "system": {"kind": "electronic", "url": None, "n_in": 64, "n_out": 64, "seed": 0, "noise": {}},
-    "twin": {"samples": 3000, "epochs": 150, "hidden": [256, 256], "repeats": 1, "path": None},
+    "twin": {"samples": 3000, "epochs": 150, "kind": "mlp", "hidden": [256, 256], "channels": 32, "kernel": 16,
+             "repeats": 1, "path": None},
     "train": {"trainers": ["digital", "in-silico", "pat"], **asdict(TrainConfig())},
 }
+ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
 
 
 class ExperimentError(ValueError):
@@ -96,9 +98,10 @@ def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = Tr
     if twin_cfg["path"]:
         twin = Twin.load(twin_cfg["path"])
     else:
+        arch = ARCH_KEYS.get(twin_cfg["kind"], ())
         twin = fit_twin(system, twin_cfg["samples"], seed=config["system"]["seed"], repeats=twin_cfg["repeats"],
-                        epochs=twin_cfg["epochs"], hidden=tuple(twin_cfg["hidden"]), store=run_dir / "twin-data",
-                        show_progress=show_progress)
+                        epochs=twin_cfg["epochs"], kind=twin_cfg["kind"], store=run_dir / "twin-data",
+                        show_progress=show_progress, **{k: twin_cfg[k] for k in arch})
     twin.save(run_dir / "twin.pt")
     twin_seconds = time.perf_counter() - started
     name = config["experiment"]["name"]

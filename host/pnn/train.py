@@ -182,6 +182,8 @@ def train(
     net = PhysicalNet(task, n_in, n_out, stats, cfg)
     if trainer == "digital":
         net.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
+        # A digital layer's output scale moves as it learns, so it is standardised on the fly.
+        net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(cfg.depth))
         train_bodies = test_bodies = list(net.digital)
     else:
         physical = PhysicalLayer(system, twin)  # type: ignore[arg-type]

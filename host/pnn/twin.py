@@ -13,27 +13,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import twin_models
 from .progress import progress
 from .store import DataStore
 from .system import PhysicalSystem
 
 
 class Twin(nn.Module):
-    """An MLP with a linear skip path, mapping drive [B, n_in] in [0, 1] to response [B, n_out].
+    """A differentiable model of a physical system: drive [B, n_in] in [0, 1] -> response [B, n_out].
 
     Inputs are centred to [-1, 1] and outputs de-standardised with the statistics of the data it
-    was fit on, so the network itself works with unit-scale numbers.
+    was fit on, so the network inside (`kind`: "mlp" or "temporal", see twin_models) works with
+    unit-scale numbers.
     """
 
-    def __init__(self, n_in: int, n_out: int, hidden: tuple[int, ...] = (256, 256)) -> None:
+    def __init__(self, n_in: int, n_out: int, kind: str = "mlp", **arch: Any) -> None:
         super().__init__()
-        self.n_in, self.n_out, self.hidden = n_in, n_out, tuple(hidden)
-        widths = (n_in, *hidden)
-        layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
-            layers += [nn.Linear(a, b), nn.SiLU()]
-        self.mlp = nn.Sequential(*layers, nn.Linear(widths[-1], n_out))
-        self.skip = nn.Linear(n_in, n_out)
+        self.n_in, self.n_out, self.kind, self.arch = n_in, n_out, kind, dict(arch)
+        self.net = twin_models.build(kind, n_in, n_out, **arch)
         self.register_buffer("y_mean", torch.zeros(n_out))
         self.register_buffer("y_std", torch.ones(n_out))
         self.nrmse: float = math.nan
@@ -41,14 +38,13 @@ class Twin(nn.Module):
         self.metadata: dict[str, Any] = {}
 
     def forward(self, drive: torch.Tensor) -> torch.Tensor:
-        x = drive * 2 - 1
-        return (self.mlp(x) + self.skip(x)) * self.y_std + self.y_mean
+        return self.net(drive * 2 - 1) * self.y_std + self.y_mean
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write weights, normalisation, NRMSE and metadata to one file."""
         torch.save(
             {
-                "shape": {"n_in": self.n_in, "n_out": self.n_out, "hidden": list(self.hidden)},
+                "shape": {"n_in": self.n_in, "n_out": self.n_out, "kind": self.kind, "arch": self.arch},
                 "state_dict": self.state_dict(),
                 "nrmse": self.nrmse,
                 "nrmse_per_channel": self.nrmse_per_channel,
@@ -62,7 +58,7 @@ class Twin(nn.Module):
         """Read a twin written by `save` (weights only: no code is unpickled)."""
         blob = torch.load(path, weights_only=True)
         shape = blob["shape"]
-        twin = cls(shape["n_in"], shape["n_out"], tuple(shape["hidden"]))
+        twin = cls(shape["n_in"], shape["n_out"], shape["kind"], **shape["arch"])
         twin.load_state_dict(blob["state_dict"])
         twin.nrmse, twin.nrmse_per_channel = float(blob["nrmse"]), blob["nrmse_per_channel"]
         twin.metadata = blob["metadata"]
@@ -125,19 +121,23 @@ def fit(
     responses: torch.Tensor,
     *,
     seed: int = 0,
-    hidden: tuple[int, ...] = (256, 256),
+    kind: str = "mlp",
     epochs: int = 300,
     batch_size: int = 128,
     lr: float = 2e-3,
     weight_decay: float = 1e-5,
     holdout: float = 0.1,
     show_progress: bool = True,
+    **arch: Any,
 ) -> Twin:
-    """Fit a Twin on (drive, response) pairs; the last `holdout` fraction measures its NRMSE."""
+    """Fit a Twin on (drive, response) pairs; the last `holdout` fraction measures its NRMSE.
+
+    `arch` goes to the architecture: `hidden` for "mlp", `channels` and `kernel` for "temporal".
+    """
     torch.manual_seed(seed)
     n_test = max(1, int(len(drives) * holdout))
     x, y, x_test, y_test = drives[:-n_test], responses[:-n_test], drives[-n_test:], responses[-n_test:]
-    twin = Twin(drives.shape[1], responses.shape[1], hidden)
+    twin = Twin(drives.shape[1], responses.shape[1], kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()})
     twin.y_mean.copy_(y.mean(0))
     twin.y_std.copy_(y.std(0).clamp_min(1e-6))
     opt = torch.optim.AdamW(twin.parameters(), lr=lr, weight_decay=weight_decay)
@@ -155,7 +155,7 @@ def fit(
     twin.eval()
     with torch.no_grad():
         twin.nrmse, twin.nrmse_per_channel = nrmse(twin(x_test), y_test)
-    twin.metadata.update(n_train=len(x), n_test=n_test, hidden=list(hidden), epochs=epochs)
+    twin.metadata.update(n_train=len(x), n_test=n_test, kind=kind, arch=twin.arch, epochs=epochs)
     return twin
 
 
@@ -179,7 +179,8 @@ def fit_twin(
         chunk: drives per measurement call (and per durable store chunk).
         repeats: measure each drive this many times and average.
         store: a DataStore or folder; collection resumes from what it already holds.
-        **options: passed to `fit` (hidden, epochs, batch_size, lr, weight_decay, holdout).
+        **options: passed to `fit` (kind, epochs, batch_size, lr, weight_decay, holdout, and the
+            architecture's own options: hidden for "mlp", channels / kernel for "temporal").
 
     Returns:
         A Twin with `nrmse`, `nrmse_per_channel` and `metadata` (system description, data size).

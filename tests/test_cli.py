@@ -1,0 +1,85 @@
+"""The pnn command as a user meets it: help, demo/train/report on a run folder, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pnn.cli import main
+
+TINY = """
+[experiment]
+name = "tiny"
+[system]
+kind = "electronic"
+n_in = 64
+n_out = 16
+[twin]
+samples = 300
+epochs = 5
+hidden = [32]
+[train]
+trainers = ["in-silico", "pat"]
+depth = 2
+epochs = 2
+"""
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pnn.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "report"])
+def test_help_for_each_command(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0 and f"usage: pnn {command}" in result.stdout
+
+
+def test_train_writes_a_complete_run_folder_and_report_regenerates_it(tmp_path):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    run = tmp_path / "run"
+    assert main(["train", str(experiment), "--out", str(run)]) == 0
+    for name in ("config.json", "metrics.jsonl", "summary.json", "twin.pt", "training.png", "twin.png", "confusion.png"):
+        assert (run / name).exists(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary["accuracy"]) == {"in-silico", "pat"} and summary["accuracy"]["pat"] > 0.2
+    assert (run / "checkpoints" / "pat.pt").exists()
+    (run / "training.png").unlink()
+    assert main(["report", str(run)]) == 0
+    assert (run / "training.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[train\nepochs = 2", "not valid TOML"),
+        ("[training]\nepochs = 2", "unknown section [training]"),
+        ("[train]\nepoch = 2", "unknown key 'epoch' in [train]"),
+        ("[system]\nkind = 'quantum'", "unknown system kind 'quantum'"),
+        ("[task]\nname = 'vowels'\ndata = '/nonexistent/v.csv'", "no such file"),
+    ],
+)
+def test_malformed_experiment_is_one_line_and_exit_2(tmp_path, text, expected):
+    experiment = tmp_path / "bad.toml"
+    experiment.write_text(text)
+    result = run_cli("train", str(experiment), "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_bad_arguments_are_one_line(tmp_path):
+    assert run_cli("train", str(tmp_path / "missing.toml")).returncode == 2
+    result = run_cli("report", str(tmp_path))
+    assert result.returncode == 2 and "not a run folder" in result.stderr
+    result = run_cli("demo", "--system", "optical")
+    assert result.returncode == 2 and "--data" in result.stderr
+
+
+def test_usage_mistakes_are_one_line_pointing_at_help():
+    result = run_cli("demo", "--system", "quantum")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "invalid choice" in lines[0] and "pnn demo --help" in lines[0]
