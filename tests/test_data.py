@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from pnn.data import TaskError, load_task
 
 VOWELS = Path(__file__).resolve().parents[2] / "shared" / "data" / "vowels_hillenbrand_subset.csv"

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
-from pnn import PhysicalLayer, PhysicalSystem
 from toy_systems import Exact, LeakyTanh, TwoBoards
+
+from pnn import PhysicalLayer, PhysicalSystem
 
 
 def make_params(n: int) -> torch.nn.ParameterDict:

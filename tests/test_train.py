@@ -4,10 +4,11 @@ import json
 
 import pytest
 import torch
+from toy_systems import LeakyTanh
+
 from pnn import fit_twin
 from pnn.data import Task, load_task
 from pnn.train import TrainConfig, train
-from toy_systems import LeakyTanh
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,11 @@
 
 import pytest
 import torch
+from toy_systems import LeakyTanh
+
 from pnn import Twin, fit_twin
 from pnn.store import DataStore, StoreError
 from pnn.twin import nrmse
-from toy_systems import LeakyTanh
 
 
 def test_fit_twin_learns_a_system_and_reports_heldout_nrmse():
