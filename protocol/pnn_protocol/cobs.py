@@ -24,15 +24,18 @@ def max_encoded_len(n):
     return n + 1 + n // 254
 
 
-def encode_into(src, n, dst, pos):
-    """COBS-encode src[0:n] (bytes or bytearray) into dst (bytearray) from index pos; returns the end index.
+def encode_into(src, n, dst, pos, start=0):
+    """COBS-encode src[start:start+n] (bytes or bytearray) into dst (bytearray) from index pos.
+
+    Returns the end index in dst.
 
     Raises:
         IndexError: dst is too small (size it with max_encoded_len).
     """
     smv = memoryview(src)
     dmv = memoryview(dst)
-    i = 0
+    i = start
+    n += start
     while True:
         z = find0(src, i, n)
         end = n if z < 0 else z

@@ -21,7 +21,10 @@ def _bytes_like(x):
 
 
 class Packer:
-    """msgpack writer into a bytearray: growable (buf=None) or a preallocated fixed buffer (firmware).
+    """msgpack writer: into a growing bytearray (buf=None), or into a preallocated one (firmware).
+
+    With a preallocated buffer the message goes to buf[base : base + n], at most `cap` bytes
+    (reset(base, cap) picks the window), so one pool can hold several messages.
 
     Args:
         buf: preallocated bytearray to write into, or None for a growing one.
@@ -31,25 +34,31 @@ class Packer:
         self.fixed = buf is not None
         self.buf = buf if buf is not None else bytearray()
         self.mv = memoryview(self.buf) if self.fixed else None
+        self.base = 0
+        self.cap = len(self.buf) if self.fixed else -1
         self.n = 0
 
-    def reset(self):
-        """Start a new message (a growable buffer is emptied)."""
+    def reset(self, base=0, cap=-1):
+        """Start a new message at buf[base] with room for cap bytes (-1: to the end of buf)."""
         self.n = 0
-        if not self.fixed:
+        if self.fixed:
+            self.base = base
+            self.cap = len(self.buf) - base if cap < 0 else cap
+        else:
             self.buf = bytearray()
 
     def getvalue(self):
-        """The bytes written since reset(): a memoryview for a fixed buffer, the bytearray otherwise."""
-        return self.mv[: self.n] if self.fixed else self.buf
+        """The message written since reset(): a memoryview for a fixed buffer, the bytearray otherwise."""
+        return self.mv[self.base : self.base + self.n] if self.fixed else self.buf
 
     def write(self, data):
         """Append raw bytes (bytes-like)."""
         k = len(data)
         if self.fixed:
-            if self.n + k > len(self.buf):
-                raise OverflowError("message does not fit the %d-byte buffer" % len(self.buf))
-            self.mv[self.n : self.n + k] = data
+            if self.n + k > self.cap:
+                raise OverflowError("message does not fit its %d-byte buffer" % self.cap)
+            i = self.base + self.n
+            self.mv[i : i + k] = data
         else:
             self.buf += data
         self.n += k

@@ -27,15 +27,15 @@ def max_payload(max_frame):
     return max(p, 0)
 
 
-def frame_into(payload, n, out):
-    """Frame payload[0:n] into `out` (bytearray of at least frame_len(n) + 2), allocation-free.
+def frame_into(payload, n, out, start=0):
+    """Frame payload[start:start+n] into `out` (bytearray of at least frame_len(n) + 2), allocation-free.
 
-    `payload` must be a bytearray with 4 spare bytes after n: the CRC is appended there in place.
+    `payload` must be a bytearray with CRC_LEN spare bytes after the payload: the CRC goes there.
     Returns the number of bytes of `out` to send.
     """
-    struct.pack_into("<I", payload, n, crc32(memoryview(payload)[:n]))
+    struct.pack_into("<I", payload, start + n, crc32(memoryview(payload)[start : start + n]))
     out[0] = 0
-    end = encode_into(payload, n + CRC_LEN, out, 1)
+    end = encode_into(payload, n + CRC_LEN, out, 1, start)
     out[end] = 0
     return end + 1
 
@@ -58,13 +58,16 @@ class FrameDecoder:
     next 0x00, where decoding resynchronises. Any 0x00 ends a frame, so a lost or corrupt byte costs only
     the frame it hit.
 
+    Between frames the buffer is free: a transport may borrow it to build its reply frame (hence `spare`).
+
     Args:
         max_frame: most bytes accepted between two delimiters.
+        spare: extra bytes to allocate beyond max_frame (not used by the decoder).
     """
 
-    def __init__(self, max_frame):
+    def __init__(self, max_frame, spare=0):
         self.max_frame = max_frame
-        self.buf = bytearray(max_frame)
+        self.buf = bytearray(max_frame + spare)
         self.mv = memoryview(self.buf)
         self.reset()
 
