@@ -1,0 +1,118 @@
+"""The device boundary: what a board can do (HELLO caps), and floats <-> its integer codes.
+
+The host speaks normalised floats, the firmware integer codes only. A drive of 0.0 / 1.0 becomes the
+DAC codes `dac_lo` / `dac_hi` (default: the converter's full range), and ADC codes `adc_lo` / `adc_hi`
+become responses 0.0 / 1.0: a two-point calibration, given as URL parameters when a board's
+converters are not rail to rail (e.g. an ESP32 ADC kept within 0.15-2.45 V).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pnn_protocol import messages
+
+from ._errors import CapabilityError
+from ._url import DeviceURL
+
+_CAPS = ("dac_bits", "adc_bits", "max_drive", "max_batch", "max_out", "max_codes", "min_rate", "max_rate",
+         "max_oversample", "max_settle", "max_frame")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """A board's HELLO: who it is and its limits (protocol/SPEC.md, "HELLO capabilities")."""
+
+    device: str
+    fw: str
+    proto: int
+    board: str
+    dac_bits: int
+    adc_bits: int
+    max_drive: int
+    max_batch: int
+    max_out: int
+    max_codes: int
+    min_rate: int
+    max_rate: int
+    max_oversample: int
+    max_settle: int
+    max_frame: int
+    cache: int = 0
+
+    @classmethod
+    def from_hello(cls, hello: dict[str, Any]) -> Capabilities:
+        caps = hello.get("caps")
+        if not isinstance(caps, dict):
+            raise CapabilityError("HELLO carries no 'caps' map")
+        missing = [k for k in _CAPS if not isinstance(caps.get(k), int)]
+        if missing:
+            raise CapabilityError(f"HELLO caps lack integer field(s) {', '.join(missing)}; is the firmware protocol v1?")
+        if hello.get("proto") != messages.VERSION:
+            raise CapabilityError(f"device speaks protocol {hello.get('proto')!r}, this host speaks {messages.VERSION}")
+        return cls(str(hello.get("device", "")), str(hello.get("fw", "")), int(hello["proto"]),
+                   str(hello.get("board", "")), *(int(caps[k]) for k in _CAPS), cache=int(caps.get("cache", 0)))
+
+    def check(self, url: DeviceURL) -> None:
+        """Raise CapabilityError (saying what to change) if the board cannot serve `url`'s settings."""
+        p = url.params
+        problems = []
+        if p["n_in"] > self.max_drive:
+            problems.append(f"n_in={p['n_in']} > max_drive={self.max_drive}")
+        if p["n_out"] > self.max_out:
+            problems.append(f"n_out={p['n_out']} > max_out={self.max_out}")
+        if not self.min_rate <= p["rate"] <= self.max_rate:
+            problems.append(f"rate={p['rate']} outside {self.min_rate}..{self.max_rate}")
+        if p["oversample"] > self.max_oversample:
+            problems.append(f"oversample={p['oversample']} > max_oversample={self.max_oversample}")
+        if p["settle"] > self.max_settle:
+            problems.append(f"settle={p['settle']} > max_settle={self.max_settle}")
+        if self.chunk_limit(p["n_in"], p["n_out"]) < 1:
+            problems.append(f"one example of n_in={p['n_in']} does not fit a frame of {self.max_frame} bytes")
+        for name, bits in (("dac", self.dac_bits), ("adc", self.adc_bits)):
+            hi = p.get(f"{name}_hi") or 2**bits - 1
+            if hi >= 2**bits:
+                problems.append(f"{name}_hi={hi} is beyond the {bits}-bit {name.upper()}")
+        if problems:
+            raise CapabilityError(f"{url.id} ({self.board} board {self.device!r}) cannot do this: {'; '.join(problems)}")
+
+    def chunk_limit(self, n_drive: int, n_out: int) -> int:
+        """Most examples one RUN may carry: max_batch, and the frame limit in both directions."""
+        return min(self.max_batch, self.max_codes // max(n_drive, n_out, 1))
+
+
+class Calibration:
+    """Two-point maps between floats and codes.
+
+    Args:
+        dac_bits, adc_bits: converter depths (from HELLO).
+        dac_lo, dac_hi: DAC codes for drive 0.0 and 1.0 (None: 0 and the top code).
+        adc_lo, adc_hi: ADC codes that read as response 0.0 and 1.0 (None: 0 and the top code).
+    """
+
+    def __init__(self, dac_bits: int, adc_bits: int, dac_lo: int | None = None, dac_hi: int | None = None,
+                 adc_lo: int | None = None, adc_hi: int | None = None) -> None:
+        self.dac_top, self.adc_top = 2**dac_bits - 1, 2**adc_bits - 1
+        self.dac_lo = 0 if dac_lo is None else dac_lo
+        self.dac_hi = self.dac_top if dac_hi is None else dac_hi
+        self.adc_lo = 0 if adc_lo is None else adc_lo
+        self.adc_hi = self.adc_top if adc_hi is None else adc_hi
+        if self.dac_hi == self.dac_lo or self.adc_hi == self.adc_lo:
+            raise CapabilityError("calibration needs distinct lo and hi codes")
+
+    @classmethod
+    def for_device(cls, caps: Capabilities, url: DeviceURL) -> Calibration:
+        p = url.params
+        return cls(caps.dac_bits, caps.adc_bits, p.get("dac_lo"), p.get("dac_hi"), p.get("adc_lo"), p.get("adc_hi"))
+
+    def encode(self, drive: np.ndarray) -> np.ndarray:
+        """float drive [B, n] (clipped to [0, 1]) -> uint16 DAC codes, rounded to the nearest code."""
+        codes = self.dac_lo + np.clip(drive, 0.0, 1.0) * (self.dac_hi - self.dac_lo)
+        return np.clip(np.rint(codes), 0, self.dac_top).astype("<u2")
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """uint16 ADC codes -> float32 responses (full-scale fractions after calibration)."""
+        return ((codes.astype(np.float32) - self.adc_lo) / np.float32(self.adc_hi - self.adc_lo)).astype(np.float32)

@@ -1,0 +1,224 @@
+"""Synchronous faces of Device and DevicePool, so plain torch code calls boards like any module.
+
+The asyncio work runs on the shared background loop (`_loop`); these classes convert tensors,
+wait for results and record every measured (drive, response) pair to a DataStore when given one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import _loop
+from ._core import AsyncDevice, make_device
+from ._pool import AsyncPool
+from ._url import parse_url
+
+
+class _Recorder:
+    """Appends measured chunks to a DataStore from one writer thread, in order, off the caller's path."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnn-store")
+        self._last: concurrent.futures.Future | None = None
+
+    def record(self, drive: np.ndarray, response: np.ndarray, sources: list[str]) -> None:
+        self._raise_failed()
+        self._last = self._writer.submit(self.store.append, drive, response, source=np.array(sources))
+
+    def flush(self) -> None:
+        if self._last is not None:
+            self._last.result()
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.shutdown(wait=True)
+
+    def _raise_failed(self) -> None:
+        if self._last is not None and self._last.done():
+            self._last.result()  # a failed write is reported at the next call, not lost
+
+
+def _as_drive(drive: Any, n_in: int) -> np.ndarray:
+    """float32 [B, n_in] in [0, 1] (the DAC saturates), or a ValueError saying what was expected."""
+    if isinstance(drive, torch.Tensor):
+        array = drive.detach().to("cpu", torch.float32).numpy()
+    elif isinstance(drive, np.ndarray):
+        array = drive.astype(np.float32, copy=False)
+    else:
+        raise ValueError(f"drive must be a torch.Tensor or numpy array [B, {n_in}], got {type(drive).__name__}")
+    if array.ndim != 2 or array.shape[1] != n_in:
+        raise ValueError(f"expected drive of shape [B, {n_in}] (B examples x n_in={n_in}), got {list(array.shape)}")
+    if np.isnan(array).any():
+        raise ValueError("drive contains NaN")
+    return np.clip(array, 0.0, 1.0)
+
+
+class _SyncSystem:
+    """What Device and DevicePool share: tensors in and out, futures, recording, closing."""
+
+    aio: AsyncDevice | AsyncPool
+    n_in: int
+    n_out: int
+
+    def __init__(self, store: Any = None) -> None:
+        self._recorder = _Recorder(store) if store is not None else None
+        self.closed = False
+
+    async def _measure(self, drive: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        raise NotImplementedError
+
+    async def _measure_recorded(self, drive: np.ndarray) -> tuple[torch.Tensor, list[str]]:
+        response, sources = await self._measure(drive)
+        if self._recorder is not None:
+            self._recorder.record(drive, response, sources)
+        return torch.from_numpy(response), sources
+
+    def submit(self, drive: torch.Tensor) -> concurrent.futures.Future[tuple[torch.Tensor, list[str]]]:
+        """Start measuring `drive` and return at once; the future gives (responses, source ids)."""
+        if self.closed:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        return _loop.submit(self._measure_recorded(_as_drive(drive, self.n_in)))
+
+    def run_with_sources(self, drive: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """Measure `drive` float [B, n_in]; returns float32 [B, n_out] and each row's device id."""
+        return self.submit(drive).result()
+
+    def __call__(self, drive: torch.Tensor) -> torch.Tensor:
+        """Measure `drive` float [B, n_in] in [0, 1]; returns float32 [B, n_out] (ADC full-scale fractions)."""
+        return self.run_with_sources(drive)[0]
+
+    def close(self) -> None:
+        """Disconnect (idempotent) and finish writing recorded data."""
+        if self.closed:
+            return
+        self.closed = True
+        _loop.run(self.aio.close())
+        if self._recorder is not None:
+            self._recorder.close()
+
+    def flush(self) -> None:
+        """Wait until every recorded chunk is durable in the store."""
+        if self._recorder is not None:
+            self._recorder.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Device(_SyncSystem):
+    """One board (serial, MQTT or simulated) as a PhysicalSystem; make one with `pnn.connect(url)`.
+
+    Attributes:
+        id: the board's stable name (its URL without secrets or link tuning): the key for its twin.
+        aio: the asyncio client, for code that runs its own event loop.
+    """
+
+    def __init__(self, aio: AsyncDevice, store: Any = None) -> None:
+        super().__init__(store)
+        self.aio = aio
+        self.id, self.n_in, self.n_out = aio.id, aio.n_in, aio.n_out
+
+    @property
+    def capabilities(self) -> dict[str, Any]:
+        """What the board said in HELLO (bit depths, limits, rates, ...)."""
+        return self.aio.hello
+
+    async def _measure(self, drive: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        return await self.aio.run(drive), [self.id] * len(drive)
+
+    def stats(self) -> dict[str, Any]:
+        """samples, samples_per_s, busy_s, retries, errors, reconnects, ... of this board."""
+        return self.aio.stats()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description (stored as twin metadata)."""
+        return {"class": "Device", "id": self.id, "n_in": self.n_in, "n_out": self.n_out, "hello": self.aio.hello}
+
+    def __repr__(self) -> str:
+        return f"Device({self.id!r})"
+
+
+class DevicePool(_SyncSystem):
+    """One PhysicalSystem served by N boards; each row's source says which board measured it.
+
+    Args:
+        devices: Devices (from `connect`) or URLs; all with the same n_in and n_out.
+        store: a DataStore that receives every batch (drive, response, source id per row).
+        patience: seconds a batch waits for a board to come back when every board is down
+            (default: the longest `reconnect` of the URLs).
+    """
+
+    def __init__(self, devices: Sequence[Device | str], store: Any = None, patience: float | None = None) -> None:
+        super().__init__(store)
+        if isinstance(devices, str | Device):
+            raise ValueError("DevicePool takes a list of Devices or URLs; for one board use pnn.connect(url)")
+        aio_devices: list[AsyncDevice] = []
+        new: list[AsyncDevice] = []  # made here from URLs: every URL is parsed before any connects
+        for d in devices:
+            if isinstance(d, Device):
+                aio_devices.append(d.aio)
+            elif isinstance(d, str):
+                new.append(make_device(parse_url(d)))
+                aio_devices.append(new[-1])
+            else:
+                raise ValueError(f"DevicePool takes Devices or URL strings, got {type(d).__name__}")
+        self.aio = AsyncPool(aio_devices, patience)
+        self.ids, self.n_in, self.n_out = self.aio.ids, self.aio.n_in, self.aio.n_out
+        try:
+            _loop.run(AsyncPool(new).open() if new else _noop())
+        except BaseException:
+            self.closed = True
+            raise
+
+    async def _measure(self, drive: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        response, source = await self.aio.run(drive)
+        return response, [self.ids[i] for i in source]
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per device id: samples, samples_per_s, busy_s, retries, errors, reconnects, ..."""
+        return self.aio.stats()
+
+    def describe(self) -> dict[str, Any]:
+        return {"class": "DevicePool", "ids": self.ids, "n_in": self.n_in, "n_out": self.n_out}
+
+    def __repr__(self) -> str:
+        return f"DevicePool({self.ids!r})"
+
+
+async def _noop() -> None:
+    return None
+
+
+def connect(url: str, *, store: Any = None) -> Device:
+    """Connect to one board and check it can do what the URL asks.
+
+    Args:
+        url: `sim://electronic?seed=3&realtime=1`, `serial:///dev/ttyACM0?rate=20000`,
+            `mqtt://host:1883/<device-id>` (n_in / n_out default 64; see the docs for every parameter).
+        store: a DataStore to record every (drive, response) pair to.
+
+    Returns:
+        A connected Device (a PhysicalSystem).
+
+    Raises:
+        ValueError: a malformed URL or a capability the board lacks. ConnectionError: it does not answer.
+    """
+    aio = make_device(parse_url(url))
+    _loop.run(aio.open())
+    return Device(aio, store)
+
+
+def connect_all(urls: str | Sequence[str], *, store: Any = None) -> Device | DevicePool:
+    """One URL -> a Device; a list of URLs -> a DevicePool over them."""
+    if isinstance(urls, str):
+        return connect(urls, store=store)
+    return DevicePool(list(urls), store=store)

@@ -1,0 +1,166 @@
+"""Device URLs: parse and check `sim://`, `serial://` and `mqtt://` addresses into one typed record.
+
+Every bad URL is a ValueError whose one line says what is wrong and names the accepted forms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+FORMS = (
+    "sim://electronic?seed=3&realtime=1&n_in=64&n_out=64, "
+    "serial:///dev/ttyACM0?n_in=64&n_out=64&rate=20000, "
+    "mqtt://host:1883/<device-id>?user=...&password=..."
+)
+SIM_KINDS = ("electronic", "mechanical", "optical")
+
+# name -> (type, default, what it is). Shared by every scheme.
+_COMMON: dict[str, tuple[type, Any, str]] = {
+    "n_in": (int, 64, "drive samples per example"),
+    "n_out": (int, 64, "response bins per example"),
+    "rate": (int, 20_000, "sample clock, samples/s"),
+    "settle": (int, 8, "ticks at rest before each example"),
+    "oversample": (int, 1, "ADC reads averaged per tick"),
+    "window": (int, 4, "requests in flight"),
+    "chunk": (int, 0, "examples per request (0: the most the device takes)"),
+    "timeout": (float, 1.0, "seconds a request may take beyond its expected hardware time"),
+    "retries": (int, 3, "re-sends of a request (same id) before giving up"),
+    "heartbeat": (float, 1.0, "seconds between PINGs on an idle link (0: off)"),
+    "reconnect": (float, 10.0, "seconds to keep trying to (re)connect before requests fail"),
+    "dac_lo": (int, None, "DAC code for drive 0.0 (default 0)"),
+    "dac_hi": (int, None, "DAC code for drive 1.0 (default the top code)"),
+    "adc_lo": (int, None, "ADC code read as response 0.0 (default 0)"),
+    "adc_hi": (int, None, "ADC code read as response 1.0 (default the top code)"),
+}
+_SCHEME: dict[str, dict[str, tuple[type, Any, str]]] = {
+    "sim": {
+        "seed": (int, 0, "board seed (unit-to-unit variation)"),
+        "realtime": (bool, False, "take the time a real board would"),
+        "noise": (str, "default", "default | off"),
+        "dac_bits": (int, 8, "DAC bit depth"),
+        "adc_bits": (int, 12, "ADC bit depth"),
+        "max_batch": (int, 64, "examples per request the board accepts"),
+        "drop": (float, 0.0, "fraction of replies the simulated link loses"),
+        "substeps": (int, 0, "integrator sub-steps per tick (0: the physics default)"),
+    },
+    "serial": {"baud": (int, 115_200, "baud rate (ignored by USB CDC)")},
+    "mqtt": {
+        "user": (str, "", "broker user name"),
+        "password": (str, "", "broker password"),
+        "prefix": (str, "pnn", "topic prefix"),
+    },
+}
+# Parameters that change the measurement (kept in the device id); the rest are link tuning or secrets.
+_IDENTITY = ("seed", "noise", "substeps", "dac_bits", "adc_bits", "n_in", "n_out", "rate", "settle", "oversample",
+             "dac_lo", "dac_hi", "adc_lo", "adc_hi")
+
+
+def _parse_value(name: str, kind: type, text: str) -> Any:
+    try:
+        if kind is bool:
+            if text.lower() not in ("0", "1", "true", "false", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes")
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"URL parameter {name}={text!r} is not a valid {kind.__name__}") from None
+
+
+@dataclass(frozen=True)
+class DeviceURL:
+    """A parsed device address.
+
+    Attributes:
+        scheme: "sim", "serial" or "mqtt".
+        target: the sim kind, the serial port path, or the MQTT device id.
+        host, port: the MQTT broker (empty / 0 otherwise).
+        params: every parameter of the scheme, with defaults filled in.
+        text: the URL as given.
+    """
+
+    scheme: str
+    target: str
+    host: str = ""
+    port: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+
+    def __getitem__(self, name: str) -> Any:
+        return self.params[name]
+
+    @property
+    def id(self) -> str:
+        """A stable name for the unit: no secrets or link tuning, only what changes its measurements."""
+        base = {
+            "sim": f"sim://{self.target}",
+            "serial": f"serial://{self.target}",
+            "mqtt": f"mqtt://{self.host}:{self.port}/{self.target}",
+        }[self.scheme]
+        given = dict(parse_qsl(urlsplit(self.text).query))
+        keep = [f"{k}={given[k]}" for k in _IDENTITY if k in given]
+        return base + ("?" + "&".join(keep) if keep else "")
+
+
+def parse_url(url: str) -> DeviceURL:
+    """Parse a device URL; raises ValueError (one line, naming the accepted forms) if it is not one."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ValueError(f"not a device URL: {url!r}; use one of: {FORMS}")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEME:
+        raise ValueError(f"unknown URL scheme {parts.scheme!r} in {url!r}; use one of: {FORMS}")
+    known = {**_COMMON, **_SCHEME[scheme]}
+    params = {name: default for name, (_, default, _) in known.items()}
+    try:
+        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError(f"malformed query string in {url!r}; use one of: {FORMS}") from None
+    for name, text in query:
+        if name not in known:
+            raise ValueError(f"unknown parameter {name!r} in {url!r}; {scheme}:// takes: {', '.join(known)}")
+        params[name] = _parse_value(name, known[name][0], text)
+    host, port = "", 0
+    if scheme == "sim":
+        target = (parts.netloc + parts.path).strip("/").lower()
+        if target not in SIM_KINDS:
+            raise ValueError(f"unknown simulated system {target!r} in {url!r}; choose one of {', '.join(SIM_KINDS)}")
+        if params["noise"] not in ("default", "off"):
+            raise ValueError(f"noise={params['noise']!r} in {url!r}; use noise=default or noise=off")
+    elif scheme == "serial":
+        target = unquote(parts.path)
+        if parts.netloc or not target.startswith("/"):
+            raise ValueError(f"serial URL {url!r} needs an absolute port path (three slashes); use one of: {FORMS}")
+    else:
+        target = unquote(parts.path).strip("/")
+        try:
+            host, port = parts.hostname or "", parts.port or 1883
+        except ValueError:
+            raise ValueError(f"bad broker port in {url!r}; use one of: {FORMS}") from None
+        if not host or not target or "/" in target or "+" in target or "#" in target:
+            raise ValueError(f"MQTT URL {url!r} needs a broker host and one device id; use one of: {FORMS}")
+        if parts.username:  # user:password@host is accepted too
+            params["user"] = unquote(parts.username)
+            params["password"] = unquote(parts.password or "")
+    _check_ranges(params, url)
+    return DeviceURL(scheme, target, host, port, params, url)
+
+
+def _check_ranges(p: dict[str, Any], url: str) -> None:
+    positive = ("n_in", "n_out", "rate", "oversample", "window", "dac_bits", "adc_bits", "max_batch", "baud")
+    for name in positive:
+        if name in p and p[name] < 1:
+            raise ValueError(f"{name} must be >= 1 in {url!r}, got {p[name]}")
+    for name in ("settle", "chunk", "retries", "substeps", "dac_lo", "dac_hi", "adc_lo", "adc_hi"):
+        if p.get(name) is None:
+            continue
+        if p[name] < 0:
+            raise ValueError(f"{name} must be >= 0 in {url!r}, got {p[name]}")
+    for name in ("timeout", "heartbeat", "reconnect"):
+        if not p[name] >= 0:
+            raise ValueError(f"{name} must be >= 0 seconds in {url!r}, got {p[name]}")
+    if p["n_out"] > p["n_in"]:
+        raise ValueError(f"n_out={p['n_out']} > n_in={p['n_in']} in {url!r}: each output bin averages drive samples")
+    if not 0 <= p.get("drop", 0.0) < 1:
+        raise ValueError(f"drop must be in [0, 1) in {url!r}, got {p['drop']}")
