@@ -6,9 +6,10 @@ Public API:
     Twin, fit_twin  digital twins: collect data, fit, held-out NRMSE, save/load
 """
 
+from .devices import connect
 from .pat import PhysicalLayer
 from .system import PhysicalSystem, SourcedSystem
 from .twin import Twin, fit_twin
 
-__all__ = ["PhysicalLayer", "PhysicalSystem", "SourcedSystem", "Twin", "fit_twin"]
+__all__ = ["PhysicalLayer", "PhysicalSystem", "SourcedSystem", "Twin", "connect", "fit_twin"]
 __version__ = "0.1.0"
