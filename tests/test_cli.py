@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -26,12 +25,33 @@ epochs = 2
 """
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pnn.cli", *args], capture_output=True, text=True, timeout=300)
+class Ran:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `pnn ARGS` in this process (argparse exits are caught) and capture what it printed."""
+
+    def run(*args: str) -> Ran:
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 2
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(["pnn", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "demo" in result.stdout and "train" in result.stdout
 
 
 @pytest.mark.parametrize("command", ["demo", "train", "report"])
-def test_help_for_each_command(command):
+def test_help_for_each_command(run_cli, command):
     result = run_cli(command, "--help")
     assert result.returncode == 0 and f"usage: pnn {command}" in result.stdout
 
@@ -61,7 +81,7 @@ def test_train_writes_a_complete_run_folder_and_report_regenerates_it(tmp_path):
         ("[task]\nname = 'vowels'\ndata = '/nonexistent/v.csv'", "no such file"),
     ],
 )
-def test_malformed_experiment_is_one_line_and_exit_2(tmp_path, text, expected):
+def test_malformed_experiment_is_one_line_and_exit_2(run_cli, tmp_path, text, expected):
     experiment = tmp_path / "bad.toml"
     experiment.write_text(text)
     result = run_cli("train", str(experiment), "--out", str(tmp_path / "run"))
@@ -70,7 +90,7 @@ def test_malformed_experiment_is_one_line_and_exit_2(tmp_path, text, expected):
     assert len(lines) == 1 and expected in lines[0], result.stderr
 
 
-def test_bad_arguments_are_one_line(tmp_path):
+def test_bad_arguments_are_one_line(run_cli, tmp_path):
     assert run_cli("train", str(tmp_path / "missing.toml")).returncode == 2
     result = run_cli("report", str(tmp_path))
     assert result.returncode == 2 and "not a run folder" in result.stderr
@@ -78,7 +98,7 @@ def test_bad_arguments_are_one_line(tmp_path):
     assert result.returncode == 2 and "--data" in result.stderr
 
 
-def test_usage_mistakes_are_one_line_pointing_at_help():
+def test_usage_mistakes_are_one_line_pointing_at_help(run_cli):
     result = run_cli("demo", "--system", "quantum")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

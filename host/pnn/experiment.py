@@ -15,14 +15,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
 from .data import load_task
 from .report import regenerate
+from .store import DataStore
 from .system import PhysicalSystem
-from .train import TrainConfig, accuracy, train
-from .twin import Twin, fit_twin
+from .train import TrainConfig, accuracy, build, train
+from .twin import Twin, collect, describe, fit
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "experiment": {"name": "experiment"},
@@ -32,6 +34,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
              "repeats": 1, "path": None},
     "train": {"trainers": ["digital", "in-silico", "pat"], **asdict(TrainConfig())},
 }
+CHUNK = 256  # drives per measurement call and per durable store chunk: a crash loses at most this many
 ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
 
 
@@ -84,6 +87,59 @@ def make_system(spec: dict[str, Any]) -> PhysicalSystem:
     return kinds[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
 
 
+def collect_data(config: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True) -> DataStore:
+    """Measure the twin's training data into run_dir/twin-data (resumes whatever is already there)."""
+    twin_cfg = config["twin"]
+    store = DataStore(run_dir / "twin-data", meta={"system": describe(system), "seed": config["system"]["seed"],
+                                                   "chunk": CHUNK, "repeats": twin_cfg["repeats"]})
+    collect(system, twin_cfg["samples"], seed=config["system"]["seed"], chunk=CHUNK, repeats=twin_cfg["repeats"],
+            store=store, show_progress=show_progress)
+    return store
+
+
+def fit_from_store(config: dict[str, Any], run_dir: Path, *, show_progress: bool = True) -> Twin:
+    """Fit the twin on what run_dir/twin-data holds; saves run_dir/twin.pt."""
+    twin_cfg = config["twin"]
+    store = DataStore(run_dir / "twin-data")
+    drives, responses = (torch.from_numpy(a) for a in store.load())
+    if len(drives) < 10:
+        raise ExperimentError(f"{run_dir}/twin-data holds {len(drives)} samples; run 'pnn collect' first")
+    twin = fit(drives, responses, seed=config["system"]["seed"], epochs=twin_cfg["epochs"], kind=twin_cfg["kind"],
+               show_progress=show_progress, **{k: twin_cfg[k] for k in ARCH_KEYS.get(twin_cfg["kind"], ())})
+    twin.metadata.update(system=store.meta.get("system"), n_samples=len(drives), seed=config["system"]["seed"])
+    twin.save(run_dir / "twin.pt")
+    return twin
+
+
+def obtain_twin(config: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True) -> Twin:
+    """The configured twin file, else run_dir's twin.pt, else measure (resuming) and fit one."""
+    if config["twin"]["path"]:
+        twin = Twin.load(config["twin"]["path"])
+        twin.save(run_dir / "twin.pt")
+        return twin
+    if (run_dir / "twin.pt").exists():
+        return Twin.load(run_dir / "twin.pt")
+    collect_data(config, system, run_dir, show_progress=show_progress)
+    return fit_from_store(config, run_dir, show_progress=show_progress)
+
+
+def evaluate(run_dir: Path, trainer: str = "pat") -> float:
+    """Re-measure a trained network's test accuracy on the system (which may have drifted since)."""
+    run_dir = Path(run_dir)
+    checkpoint_path = run_dir / "checkpoints" / f"{trainer}.pt"
+    if not checkpoint_path.exists():
+        raise ExperimentError(f"no checkpoint {checkpoint_path}; train with trainer '{trainer}' first")
+    config = json.loads((run_dir / "config.json").read_text())
+    task = load_task(config["task"]["name"], config["task"]["data"])
+    system = make_system(config["system"])
+    twin = Twin.load(run_dir / "twin.pt") if trainer != "digital" else None
+    checkpoint = torch.load(checkpoint_path, weights_only=True)
+    net, _, test_bodies = build(trainer, task, system, twin, TrainConfig(**checkpoint["config"]))  # type: ignore[arg-type]
+    net.load_state_dict(checkpoint["state_dict"])
+    net.use(test_bodies).eval()
+    return accuracy(net, task.x_test, task.y_test)[0]
+
+
 def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None) -> dict[str, Any]:
     """Run an experiment; returns the summary (also written to run_dir/summary.json)."""
     console = console or Console()
@@ -94,15 +150,7 @@ def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = Tr
     system = make_system(config["system"])
     started = time.perf_counter()
 
-    twin_cfg = config["twin"]
-    if twin_cfg["path"]:
-        twin = Twin.load(twin_cfg["path"])
-    else:
-        arch = ARCH_KEYS.get(twin_cfg["kind"], ())
-        twin = fit_twin(system, twin_cfg["samples"], seed=config["system"]["seed"], repeats=twin_cfg["repeats"],
-                        epochs=twin_cfg["epochs"], kind=twin_cfg["kind"], store=run_dir / "twin-data",
-                        show_progress=show_progress, **{k: twin_cfg[k] for k in arch})
-    twin.save(run_dir / "twin.pt")
+    twin = obtain_twin(config, system, run_dir, show_progress=show_progress)
     twin_seconds = time.perf_counter() - started
     name = config["experiment"]["name"]
 

@@ -148,6 +148,23 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     return float((pred == y).float().mean()), pred
 
 
+def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec | None, cfg: TrainConfig) -> tuple[PhysicalNet, list, list]:
+    """The network for `trainer`, with what fills its layer slots while training and while testing."""
+    n_in, n_out = system.n_in, system.n_out
+    stats = (torch.zeros(n_out), torch.ones(n_out)) if twin is None else _twin_stats(twin)
+    net = PhysicalNet(task, n_in, n_out, stats, cfg)
+    if trainer == "digital":
+        net.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
+        # A digital layer's output scale moves as it learns, so it is standardised on the fly.
+        net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(cfg.depth))
+        return net, list(net.digital), list(net.digital)
+    physical = PhysicalLayer(system, twin)  # type: ignore[arg-type]
+    test_bodies = [physical] * cfg.depth
+    if trainer == "in-silico":
+        return net, [_first_twin(twin).requires_grad_(False)] * cfg.depth, test_bodies  # type: ignore[arg-type]
+    return net, test_bodies, test_bodies
+
+
 def train(
     trainer: Trainer,
     task: Task,
@@ -174,23 +191,7 @@ def train(
         raise ValueError(f"trainer '{trainer}' needs a system{'' if trainer == 'digital' else ' and a twin'}")
     cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)
-    n_in, n_out = system.n_in, system.n_out
-    if trainer == "digital":
-        stats = (torch.zeros(n_out), torch.ones(n_out))
-    else:
-        stats = _twin_stats(twin)  # type: ignore[arg-type]
-    net = PhysicalNet(task, n_in, n_out, stats, cfg)
-    if trainer == "digital":
-        net.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
-        # A digital layer's output scale moves as it learns, so it is standardised on the fly.
-        net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(cfg.depth))
-        train_bodies = test_bodies = list(net.digital)
-    else:
-        physical = PhysicalLayer(system, twin)  # type: ignore[arg-type]
-        test_bodies = [physical] * cfg.depth
-        train_bodies = [_first_twin(twin)] * cfg.depth if trainer == "in-silico" else test_bodies  # type: ignore[arg-type]
-        for t in [_first_twin(twin)]:  # type: ignore[arg-type]
-            t.requires_grad_(False)
+    net, train_bodies, test_bodies = build(trainer, task, system, twin, cfg)
     trainable = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.lr)
     steps = cfg.epochs * math.ceil(len(task.x_train) / cfg.batch_size)
