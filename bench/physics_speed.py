@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from pnn.physics import Electronic, Mechanical, Noise, Optical
 
 CASES = [  # (class, batch, n_in, n_out)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from pnn.physics import Electronic, ElectronicParts, Mechanical, MechanicalParts, Noise, Optical
 from pnn.system import PhysicalSystem
 
@@ -141,7 +142,7 @@ def test_electronic_saturates_and_compresses() -> None:
     # cut off at low drive (OUT ~3.09 V -> 0.74 FS), saturated at high drive (~1.37 V -> 0.29 FS)
     assert settled[0] == pytest.approx(0.7415, abs=2e-3) and settled[-1] == pytest.approx(0.297, abs=5e-3)
     # an inverting stage up to saturation (deep in it, base current lifts the emitter a little)
-    assert torch.all(settled[1:8] <= settled[:7])
+    assert torch.all(settled[1:8] <= settled[:7] + 1e-5)
     # doubling a swing around midscale does not double the response
     mid = torch.full((1, 32), 0.45)
     small = system(mid + 0.05)[0, -1] - system(mid - 0.05)[0, -1]

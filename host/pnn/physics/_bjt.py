@@ -58,17 +58,20 @@ def _currents(p: StageParts, vbe: np.ndarray, vbc: np.ndarray) -> tuple[np.ndarr
     return ic, ib, dic, dib
 
 
-def _thevenin(p: StageParts) -> tuple[float, float, float]:
-    """Collector-pin Thevenin source (V, ohms) and the out node's share of the pin voltage at DC."""
-    r_load = p.Rout + p.Rdiv_top + p.Rdiv_bot
+def _thevenin(p: StageParts, load_scale: float = 1.0) -> tuple[float, float, float]:
+    """Collector-pin Thevenin source (V, ohms) and the out node's share of the pin voltage at DC.
+
+    `load_scale` scales the Rout + divider branch (to measure the pin's output resistance).
+    """
+    r_load = (p.Rout + p.Rdiv_top + p.Rdiv_bot) * load_scale
     vth = p.VCC * r_load / (p.RC + r_load)
     rth = p.RC * r_load / (p.RC + r_load) + p.RCS
     return vth, rth, (p.Rdiv_top + p.Rdiv_bot) / r_load
 
 
-def _operating_point(p: StageParts, vbe: np.ndarray) -> dict[str, np.ndarray]:
+def _operating_point(p: StageParts, vbe: np.ndarray, load_scale: float = 1.0) -> dict[str, np.ndarray]:
     """Solve the collector loop for vbc at each internal vbe (safeguarded Newton), return node values."""
-    vth, rth, out_share = _thevenin(p)
+    vth, rth, out_share = _thevenin(p, load_scale)
     lo = vbe - p.VCC - 2.0  # deep forward-active: the residual is positive there
     hi = np.full_like(vbe, 1.5)  # hard saturation: the residual is negative there
     x = np.clip(vbe - 1.0, lo, hi)
@@ -103,12 +106,26 @@ def _operating_point(p: StageParts, vbe: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _on_grid(op: dict[str, np.ndarray], grid: np.ndarray, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """PCHIP-resample the named node values from the solved vA points to the grid (values and slopes)."""
+    order = np.argsort(op["vA"])
+    va = op["vA"][order]
+    keep = np.concatenate([[True], np.diff(va) > 1e-12])
+    out = {}
+    for name in names:
+        f = PchipInterpolator(va[keep], op[name][order][keep], extrapolate=True)
+        out[name] = f(grid)
+        out["d" + name] = f.derivative()(grid)
+    return out
+
+
 def solve_stage(p: StageParts, v_min: float, v_max: float, dv: float) -> dict[str, np.ndarray]:
     """Tabulate the stage on the uniform grid vA = v_min + k dv covering [v_min, v_max].
 
-    Returns vA, vout, dvout/dvA, ib, dib/dvA (float64 arrays). The solve is parametric in the
-    internal vbe (explicit given the collector loop), then resampled to the vA grid twice so the
-    final points sit within a fraction of dv of the grid and PCHIP only fills the last gap.
+    Returns vA, vout, ib, rth (the collector pin's small-signal output resistance seen by the
+    Rout branch) and their slopes d*/dvA (float64 arrays). The solve is parametric in the internal
+    vbe (explicit given the collector loop), then resampled to the vA grid twice so the final points
+    sit within a fraction of dv of the grid and PCHIP only fills the last gap.
     """
     n = int(round((v_max - v_min) / dv)) + 1
     grid = v_min + dv * np.arange(n)
@@ -118,13 +135,12 @@ def solve_stage(p: StageParts, v_min: float, v_max: float, dv: float) -> dict[st
         raise RuntimeError(f"stage solve covers vA {op['vA'][0]:.2f}..{op['vA'][-1]:.2f}, not {v_min}..{v_max}")
     # second pass: internal vbe chosen to land (almost) on the grid
     vbe = np.interp(grid, op["vA"], vbe)
-    op = _operating_point(p, vbe)
-    order = np.argsort(op["vA"])
-    va = op["vA"][order]
-    keep = np.concatenate([[True], np.diff(va) > 1e-12])
-    out = {"vA": grid}
-    for name in ("vout", "ib"):
-        f = PchipInterpolator(va[keep], op[name][order][keep], extrapolate=True)
-        out[name] = f(grid)
-        out["d" + name] = f.derivative()(grid)
+    out = {"vA": grid, **_on_grid(_operating_point(p, vbe), grid, ("vout", "ib", "vc"))}
+    # output resistance of the pin: RC when the transistor is off or active, ~RC || RE when saturated
+    eps = 0.02
+    pin2 = _on_grid(_operating_point(p, vbe, 1.0 + eps), grid, ("vc",))
+    r_load = p.Rout + p.Rdiv_top + p.Rdiv_bot
+    di = pin2["vc"] / (r_load * (1.0 + eps)) - out["vc"] / r_load
+    out["rth"] = -(pin2["vc"] - out["vc"]) / di
+    out["drth"] = np.gradient(out["rth"], dv)
     return out

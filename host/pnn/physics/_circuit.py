@@ -42,10 +42,23 @@ def _tank_matrices(r: float, l_h: float, c_f: float, h: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _stage_tables(parts) -> tuple[HermiteTable, HermiteTable]:  # noqa: ANN001 (ElectronicParts: frozen, hashable)
-    """vout(vA) and iB(vA) tables for one set of parts (cached: seeds with variation 0 share them)."""
+def _stage_tables(parts) -> tuple[HermiteTable, HermiteTable, HermiteTable]:  # noqa: ANN001 (frozen, hashable)
+    """vout(vA), iB(vA) and the OUT time constant tau(vA) for one set of parts (cached per parts).
+
+    OUT obeys Cout dv/dt = (vth - v)/(Rth + Rout) - v/Rdiv with the collector pin's Thevenin (vth, Rth)
+    at the present vA, i.e. tau dv/dt = vout_dc(vA) - v with tau = Cout ((Rth + Rout) || Rdiv):
+    7.4 us while the transistor is off or active (Rth = RC), ~5.7 us saturated (Rth ~ RC || RE).
+    """
     stage = solve_stage(parts, V_MIN, V_MAX, DV)
-    return HermiteTable(V_MIN, DV, stage["vout"], stage["dvout"]), HermiteTable(V_MIN, DV, stage["ib"], stage["dib"])
+    r_div = parts.Rdiv_top + parts.Rdiv_bot
+    r_src = stage["rth"] + parts.Rout
+    tau = parts.Cout * r_src * r_div / (r_src + r_div)
+    dtau = parts.Cout * (r_div / (r_src + r_div)) ** 2 * stage["drth"]
+    return (
+        HermiteTable(V_MIN, DV, stage["vout"], stage["dvout"]),
+        HermiteTable(V_MIN, DV, stage["ib"], stage["dib"]),
+        HermiteTable(V_MIN, DV, tau, dtau),
+    )
 
 
 class CircuitModel:
@@ -73,27 +86,14 @@ class CircuitModel:
         up = _tank_matrices(r, parts.L1, parts.C1 * (1 + _DC), self.h)
         down = _tank_matrices(r, parts.L1, parts.C1 * (1 - _DC), self.h)
         self._dcoef = (up - down) / (2 * _DC)
-        self.vout, self.ib = _stage_tables(parts)
-        # output node: collector (Thevenin ~RC in cutoff and forward-active) -> Rout -> Cout || divider
-        r_div = parts.Rdiv_top + parts.Rdiv_bot
-        r_src = parts.RC + parts.Rout
-        self.tau_out = parts.Cout * r_src * r_div / (r_src + r_div)
-        self._kernel64 = self._output_kernel()
-        self._kernel: dict[torch.dtype, torch.Tensor] = {}
+        self.vout, self.ib, self.tau = _stage_tables(parts)
+        # OUT forgets its past within ~16 tau (e^-16); the filter looks back over this many fine steps
+        tau_max = float(self.tau.numpy(np.linspace(V_MIN, V_MAX, 200)).max())
+        self.window = max(2, math.ceil(16 * tau_max / self.delta))
         # rest state: DC with the DAC at rest_volts (inductor current = base current)
         ib = self.ib.numpy
         self.va0 = brentq(lambda v: v + r * float(ib(np.array([v]))[0]) - rest_volts, V_MIN, V_MAX, xtol=1e-14)
         self.il0 = float(ib(np.array([self.va0]))[0])
-
-    def _output_kernel(self) -> torch.Tensor:
-        """FIR weights (oldest first) of the exact FOH discretisation of tau dv/dt = y - v on the fine grid."""
-        a = math.exp(-self.delta / self.tau_out)
-        b1 = 1.0 - self.tau_out / self.delta * (1.0 - a)
-        b0 = (1.0 - a) - b1
-        n = max(2, math.ceil(math.log(1e-14) / math.log(a)) + 1)
-        taps = np.array([b1] + [a ** (j - 1) * (b0 + a * b1) for j in range(1, n)])
-        taps /= taps.sum()  # unit DC gain exactly (the tail beyond n taps is < 1e-14)
-        return torch.from_numpy(taps[::-1].copy()).view(1, 1, -1)
 
     def coefficients(self, drift: torch.Tensor | None, dtype: torch.dtype) -> list:
         """Propagator entries: floats, or [B] tensors linearised in the drift of C1."""
@@ -126,8 +126,9 @@ class CircuitModel:
                 slope.append(il - ib)
         c1 = self.parts.C1 if drift is None else self.parts.C1 * (1.0 + drift.to(volts.dtype)).unsqueeze(1)
         fine = self._refine(torch.stack(trace, dim=1), torch.stack(slope, dim=1) / c1)
-        y = self.vout(fine if drift is None else fine + shift.unsqueeze(1))  # the stage's DC output
-        return self._output_filter(y)[:, 1 : ticks + 1]
+        if drift is not None:
+            fine = fine + shift.unsqueeze(1)
+        return self._output_filter(self.vout(fine), self.tau(fine), ticks)
 
     def _refine(self, va: torch.Tensor, dva: torch.Tensor) -> torch.Tensor:
         """vA on the fine grid [B, N*refine + 1] from values and slopes on the sub-step grid [B, N + 1]."""
@@ -138,11 +139,27 @@ class CircuitModel:
                  + va[:, 1:, None] * w[2] + (self.h * dva[:, 1:, None]) * w[3])  # fmt: skip
         return torch.cat([va[:, :1], parts.flatten(1)], dim=1)
 
-    def _output_filter(self, y: torch.Tensor) -> torch.Tensor:
-        """Rout-Cout low-pass of the stage output, sampled at the tick ends; starts settled."""
-        kernel = self._kernel.get(y.dtype)
-        if kernel is None:
-            kernel = self._kernel[y.dtype] = self._kernel64.to(y.dtype)
-        taps = kernel.shape[-1]
-        padded = torch.cat([y[:, :1].expand(-1, taps - 1), y], dim=1).unsqueeze(1)
-        return torch.nn.functional.conv1d(padded, kernel, stride=self.substeps * self.refine).squeeze(1)
+    def _output_filter(self, y: torch.Tensor, tau: torch.Tensor, ticks: int) -> torch.Tensor:
+        """Solve tau(t) dv/dt = y(t) - v on the fine grid (y piecewise linear, tau constant per step);
+        return v at the tick ends [B, ticks], starting settled at y[:, 0].
+
+        v_i = sum_{j<i} exp(-sum_{j<l<i} r_l) c_j with r_j = delta/tau_j and c_j the exact FOH
+        contribution of step j; the sum is cut to the last `window` steps (older weight < e^-16).
+        """
+        r = self.delta / (0.5 * (tau[:, 1:] + tau[:, :-1]))  # [B, N]
+        one_minus_a = -torch.expm1(-r)
+        b1 = 1.0 - one_minus_a / r
+        c = (one_minus_a - b1) * y[:, :-1] + b1 * y[:, 1:]
+        # rest history in front: settled at y0, so its steps contribute (1 - a) y0 each
+        rest_r = self.delta / tau[:, :1]
+        rest_c = -torch.expm1(-rest_r) * y[:, :1]
+        w = self.window
+        r = torch.cat([rest_r.expand(-1, w), r], dim=1)
+        c = torch.cat([rest_c.expand(-1, w), c], dim=1)
+        stride = self.substeps * self.refine
+        # window k covers padded steps [k*stride, k*stride + w) = steps before fine index k*stride
+        r_win = r.unfold(1, w, stride)[:, 1 : ticks + 1]
+        c_win = c.unfold(1, w, stride)[:, 1 : ticks + 1]
+        running = r_win.cumsum(-1)
+        later = running[..., -1:] - running  # sum of r over the later steps in the window
+        return (torch.exp(-later) * c_win).sum(-1)

@@ -11,7 +11,8 @@ Circuit (HARDWARE_NOTES, "A hobbyist electronic layer"; every value is a field o
 
 The ADC divider is part of the circuit: it loads OUT with 25 kOhm, so the cut-off level is
 3.30 V * 25/(25 + 1 + 0.68) = 3.09 V (1.37 V saturated), not the 3.30 V of an unloaded node.
-A SPICE netlist that should match `waveform` must include it (or set Rdiv_bot huge in the parts).
+A SPICE netlist that should match `waveform` must include it (for an unloaded OUT, make both divider
+resistors huge in the parts).
 
 Model (what `waveform` and the layer compute):
 1. DAC: ESP32 8-bit DAC, drive d in [0, 1] -> u = 3.3 V * d, held for one tick (ZOH) of 1/sample_rate.
@@ -24,10 +25,13 @@ Model (what `waveform` and the layer compute):
    It is solved once with the Gummel-Poon DC equations SPICE uses (IS, BF, BR, ISE, NE, IKF, VAF, and
    the 10 Ohm base / 1 Ohm collector resistances of the standard 2N3904 model), tabulated every
    2.5 mV over vA in [-12, 16] V, and interpolated with C1 cubic Hermite polynomials.
-4. Output: OUT follows the stage's DC output through a first-order low-pass, tau = Cout * ((RC + Rout)
-   || (Rdiv_top + Rdiv_bot)) = 7.4 us (the collector's Thevenin resistance is RC when the transistor is
-   cut off or active; when saturated it is lower, but then the collector hardly moves), discretised
-   exactly for a piecewise-linear input on the sub-step grid.
+4. Output: Cout dv/dt = (vth - v)/(Rth + Rout) - v/Rdiv with the collector pin's Thevenin (vth, Rth)
+   at the present vA, i.e. tau(vA) dv/dt = vout_dc(vA) - v, tau = Cout ((Rth + Rout) || (Rdiv_top +
+   Rdiv_bot)): 7.4 us while the transistor is cut off or active (Rth = RC), ~5.7 us saturated (Rth ~
+   RC || RE). Rth(vA) is tabulated with the stage (small-signal, from the same DC solve). The stage's
+   output has sharp knees (saturation sets in over ~0.1 V of vA, ~2 us), so this ODE is solved on a
+   grid 4x finer than the sub-steps (vA there by cubic Hermite interpolation of the tank state),
+   exactly for a piecewise-linear vout_dc and a per-step constant tau.
 5. Timing: each example starts from rest (DC state with the DAC at `rest`); ADC sample n is taken at
    the END of tick n, t = (n + 1)/sample_rate, i.e. it has seen drive samples 0..n.
 6. ADC: ESP32 GPIO34 at 11 dB, usable window 0.15-2.45 V taken as full scale: the response is
@@ -35,13 +39,14 @@ Model (what `waveform` and the layer compute):
    spans ~0.30..0.74 of it), plus readout noise, clipped to [0, 1] and quantised to adc_bits.
 
 Accuracy. Scheme error against the same equations converged (substeps=64), random 0..3.3 V drives:
-2.4 mV RMS, 20 mV max at substeps=4 (0.6 / 4 mV at 8). Against ngspice 4x (full 2N3904 model with its
-junction capacitances and storage time, this netlist incl. the divider, 0.5 us max step, reltol 1e-5;
-8 drives x 100 ticks: random, a 3.3 V step, a ramp, a small sine): 8.6 mV RMS (0.5% of the 1.7 V
-swing), 62 mV max. The largest errors sit in the first tick of a fast swing into saturation: there
-the collector's Thevenin resistance drops (RC || ~RE) and OUT settles with tau ~5.7 us instead of the
-fixed 7.4 us used here. Neglected and why: junction capacitances and storage time (~0.1-0.4 us,
-ngspice with/without them differs by ~1 mV RMS), GMIN, the ADC's sampling load on the divider.
+2.8 mV RMS, 32 mV max at substeps=4 (0.7 / 10 mV at 8); the max sits where vA crosses the saturation
+knee of the base-current load. Against ngspice 4x (full 2N3904 model with its junction capacitances
+and storage time, this netlist incl. the divider, 0.5 us max step, reltol 1e-5; 8 drives x 100 ticks:
+random, a 3.3 V step, a ramp, a small sine): 2.4 mV RMS (0.14% of the 1.7 V swing), 17 mV max.
+Neglected: junction capacitances and storage time (~0.1-0.4 us; ngspice with and without them differs
+by ~1 mV RMS), GMIN, the ADC's sampling load on the divider. Base-current loading of node A is NOT
+neglected: it damps the tank whenever the stage saturates; leaving it out would put OUT off by
+155 mV RMS (1.1 V max) on random drives, because the undamped tank then rings on after each saturation.
 
 Imperfections (`Noise`): per-example gain jitter scales the DAC voltage (supply ripple: the ESP32 DAC
 references its 3.3 V rail); drift d moves C1 by d*C1 and the transistor's VBE by d*0.65 V (a
