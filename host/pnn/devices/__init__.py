@@ -11,5 +11,6 @@ Public API:
 """
 
 from ._facade import Device, DevicePool, connect, connect_all
+from ._list import list_devices
 
-__all__ = ["Device", "DevicePool", "connect", "connect_all"]
+__all__ = ["Device", "DevicePool", "connect", "connect_all", "list_devices"]

@@ -42,8 +42,8 @@ class AsyncDevice:
         transport: the link to the board.
     """
 
-    def __init__(self, url: DeviceURL, transport: Transport) -> None:
-        self.url, self.id, self.transport = url, url.id, transport
+    def __init__(self, url: DeviceURL, transport: Transport, *, check: bool = True) -> None:
+        self.url, self.id, self.transport, self._check = url, url.id, transport, check
         self.n_in, self.n_out, self.window = url["n_in"], url["n_out"], url["window"]
         self.hello: dict[str, Any] = {}
         self.caps: Capabilities | None = None
@@ -64,6 +64,9 @@ class AsyncDevice:
         self._stats = dict(samples=0, requests=0, retries=0, duplicates=0, stale=0, errors=0, reconnects=0,
                            busy_s=0.0, overruns=0)
         self._first_send = self._last_reply = 0.0
+
+    def _next_id(self) -> int:
+        return next(self._ids) & messages.MAX_ID  # 32-bit, wrapping
 
     # -- state ----------------------------------------------------------------------------------
     @property
@@ -205,11 +208,12 @@ class AsyncDevice:
             self._pending.pop(msg["id"], None)
 
     async def _handshake(self) -> None:
-        reply = await self._exchange(messages.hello_request(next(self._ids)), self.url["timeout"] + 1.0)
+        reply = await self._exchange(messages.hello_request(self._next_id()), self.url["timeout"] + 1.0)
         if reply.get("t") != messages.HELLO:
             raise LinkDown(f"HELLO answered with {reply.get('t')!r}: {reply.get('msg', '')}")
         caps = Capabilities.from_hello(reply)
-        caps.check(self.url)
+        if self._check:
+            caps.check(self.url)
         if self.caps is not None and caps.device != self.caps.device:
             raise DeviceError(f"{self.id}: board {caps.device!r} answered where {self.caps.device!r} was; "
                               "reconnect to it by its own URL (its twin is different)")
@@ -223,9 +227,17 @@ class AsyncDevice:
             if time.monotonic() - self._last_rx < interval:
                 continue
             try:
-                await self._exchange(messages.ping(next(self._ids)), interval + self._expected(0))
+                await self._exchange(messages.ping(self._next_id()), interval + self._expected(0))
             except TimeoutError:
                 raise LinkDown(f"{self.id}: no answer to heartbeat") from None
+
+    async def ping(self) -> float:
+        """Round-trip time of one PING, seconds (raises TimeoutError / DeviceUnavailable)."""
+        if not self.connected:
+            raise DeviceUnavailable(f"{self.id}: not connected")
+        start = time.monotonic()
+        await self._exchange(messages.ping(self._next_id()), self._expected(0))
+        return time.monotonic() - start
 
     def _expected(self, ticks: int) -> float:
         """Seconds to allow for `ticks` more plus the work already in flight."""
@@ -248,7 +260,7 @@ class AsyncDevice:
         p = self.url.params
         ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
         async with self._slots:
-            rid = next(self._ids) & messages.MAX_ID
+            rid = self._next_id()
             msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out)
             self._pending[rid] = asyncio.get_running_loop().create_future()
             self._ticks_in_flight += ticks
@@ -338,16 +350,19 @@ class AsyncDevice:
         return np.concatenate([p.result() for p in parts])
 
 
-def make_device(url: DeviceURL) -> AsyncDevice:
+def make_device(url: DeviceURL, *, check: bool = True) -> AsyncDevice:
     """An unopened AsyncDevice with the transport the URL's scheme names."""
+    transport: Transport
     if url.scheme == "sim":
         from ._sim import SimTransport
 
-        return AsyncDevice(url, SimTransport(url))
-    if url.scheme == "serial":
+        transport = SimTransport(url)
+    elif url.scheme == "serial":
         from ._serial import SerialTransport
 
-        return AsyncDevice(url, SerialTransport(url))
-    from ._mqtt import MqttTransport
+        transport = SerialTransport(url)
+    else:
+        from ._mqtt import MqttTransport
 
-    return AsyncDevice(url, MqttTransport(url))
+        transport = MqttTransport(url)
+    return AsyncDevice(url, transport, check=check)

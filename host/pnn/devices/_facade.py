@@ -16,32 +16,8 @@ import torch
 from . import _loop
 from ._core import AsyncDevice, make_device
 from ._pool import AsyncPool
+from ._record import Recorder
 from ._url import parse_url
-
-
-class _Recorder:
-    """Appends measured chunks to a DataStore from one writer thread, in order, off the caller's path."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnn-store")
-        self._last: concurrent.futures.Future | None = None
-
-    def record(self, drive: np.ndarray, response: np.ndarray, sources: list[str]) -> None:
-        self._raise_failed()
-        self._last = self._writer.submit(self.store.append, drive, response, source=np.array(sources))
-
-    def flush(self) -> None:
-        if self._last is not None:
-            self._last.result()
-
-    def close(self) -> None:
-        self.flush()
-        self._writer.shutdown(wait=True)
-
-    def _raise_failed(self) -> None:
-        if self._last is not None and self._last.done():
-            self._last.result()  # a failed write is reported at the next call, not lost
 
 
 def _as_drive(drive: Any, n_in: int) -> np.ndarray:
@@ -67,7 +43,7 @@ class _SyncSystem:
     n_out: int
 
     def __init__(self, store: Any = None) -> None:
-        self._recorder = _Recorder(store) if store is not None else None
+        self._recorder = Recorder(store) if store is not None else None
         self.closed = False
 
     async def _measure(self, drive: np.ndarray) -> tuple[np.ndarray, list[str]]:

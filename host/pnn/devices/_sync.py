@@ -1,0 +1,206 @@
+"""A small synchronous protocol-v1 client for one board: the probe's, the link bench's and the firmware tests'.
+
+Two links with the same three calls (send a payload, receive payloads, close): `StreamLink` frames over a
+byte stream (a pyserial port or a raw pty fd), `MqttLink` publishes on pnn/<id>/req and reads
+pnn/<id>/resp through paho-mqtt, driving paho's loop itself (no network thread, no queue hand-off).
+`SyncClient` numbers requests and matches replies by id. The asyncio runtime used for training is
+pnn.devices (Device, DevicePool); this one is for tools and tests that want one plain request at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections import deque
+from typing import Any
+
+from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages, packb, unpackb
+
+DEFAULT_MAX_FRAME = 1 << 20  # what a host accepts before it has read the device's HELLO
+
+
+class LinkTimeout(TimeoutError):
+    """No reply in time."""
+
+
+class StreamLink:
+    """Frames over a byte stream: a pyserial `Serial` or an int file descriptor (a pty master).
+
+    Args:
+        port: the open stream.
+        max_frame: largest frame accepted from the device.
+    """
+
+    def __init__(self, port: Any, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.port = port
+        self._fd = port if isinstance(port, int) else port.fileno()
+        self.decoder = FrameDecoder(max_frame)
+        self.frame_errors: list[int] = []  # framing errors seen in what the device sent
+
+    def send(self, payload: bytes) -> None:
+        self.write_raw(frame(payload))
+
+    def write_raw(self, data: bytes) -> None:
+        """Bytes as they are (tests use it to send broken frames)."""
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def recv(self, timeout: float) -> list[bytes]:
+        """Payloads that complete within `timeout` s (waits for at least one); [] on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                return []
+            data = os.read(self._fd, 65536)
+            if not data:
+                raise ConnectionError("serial link closed")
+            out = []
+            for ev in self.decoder.feed(data):
+                if isinstance(ev, int):
+                    self.frame_errors.append(ev)
+                else:
+                    out.append(bytes(ev))
+            if out:
+                return out
+
+    def close(self) -> None:
+        if not isinstance(self.port, int):
+            self.port.close()
+
+
+class MqttLink:
+    """Request/response topics of one device through a broker (paho-mqtt, loop driven by recv).
+
+    Args:
+        host, port: the broker.
+        device_id: the device's id (topics pnn/<id>/...).
+        user, password: broker credentials, or None.
+        timeout: seconds to wait for the connection.
+    """
+
+    def __init__(self, host: str, port: int, device_id: str, user: str | None = None,
+                 password: str | None = None, timeout: float = 5.0) -> None:  # fmt: skip
+        import paho.mqtt.client as mqtt
+
+        self.req = f"pnn/{device_id}/req"
+        self.resp = f"pnn/{device_id}/resp"
+        self.status_topic = f"pnn/{device_id}/status"
+        self.status: str | None = None
+        self._inbox: deque[bytes] = deque()
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        if user:
+            c.username_pw_set(user, password)
+        c.on_message = self._on_message
+        c.connect(host, port, keepalive=30)
+        c.socket().setsockopt(6, 1, 1)  # TCP_NODELAY: small requests go out now
+        c.subscribe([(self.resp, 0), (self.status_topic, 0)])
+        self.client = c
+        deadline = time.monotonic() + timeout
+        while self.status is None and time.monotonic() < deadline:  # the retained status comes first
+            c.loop(0.05)
+
+    def _on_message(self, _client: Any, _userdata: Any, msg: Any) -> None:
+        if msg.topic == self.resp:
+            self._inbox.append(msg.payload)
+        else:
+            self.status = msg.payload.decode(errors="replace")
+
+    def send(self, payload: bytes) -> None:
+        self.client.publish(self.req, payload)
+
+    def recv(self, timeout: float) -> list[bytes]:
+        deadline = time.monotonic() + timeout
+        while not self._inbox:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            self.client.loop(min(left, 0.1))
+        out = list(self._inbox)
+        self._inbox.clear()
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+class SyncClient:
+    """One request at a time: numbers it, sends it, returns the reply with its id.
+
+    Args:
+        link: a StreamLink or MqttLink.
+        timeout: seconds to wait for each reply.
+    """
+
+    def __init__(self, link: Any, timeout: float = 2.0) -> None:
+        self.link = link
+        self.timeout = timeout
+        self._next_id = 1
+        self.caps: dict[str, Any] = {}
+        self.unmatched: list[dict] = []  # replies not asked for yet (other ids, ERRORs without an id)
+
+    def new_id(self) -> int:
+        i = self._next_id
+        self._next_id = (i + 1) & messages.MAX_ID
+        return i
+
+    def request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send msg (its "id" is used as given) and return the checked reply carrying that id.
+
+        Raises:
+            LinkTimeout: no reply in time. ProtocolError: the reply is malformed.
+        """
+        self.link.send(packb(msg))
+        return self.wait_for(msg["id"], timeout)
+
+    def wait_for(self, req_id: int | None, timeout: float | None = None) -> dict[str, Any]:
+        """The next reply whose id is req_id (None: the next reply of any id), oldest first.
+
+        Replies that arrive for other ids wait in `unmatched` for a later call.
+        """
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            for k, m in enumerate(self.unmatched):
+                if req_id is None or m.get("id") == req_id:
+                    return self.unmatched.pop(k)
+            left = deadline - time.monotonic()
+            payloads = self.link.recv(left) if left > 0 else []
+            if not payloads:
+                raise LinkTimeout(f"no reply to request {req_id} in time")
+            for p in payloads:
+                m = unpackb(p)
+                messages.check_response(m)
+                self.unmatched.append(m)
+
+    def hello(self) -> dict[str, Any]:
+        """HELLO; remembers the device's caps (and its max_frame for a stream link)."""
+        r = self.request(messages.hello_request(self.new_id()))
+        _raise_if_error(r)
+        self.caps = r["caps"]
+        if isinstance(self.link, StreamLink) and self.link.decoder.max_frame != self.caps["max_frame"]:
+            self.link.decoder = FrameDecoder(self.caps["max_frame"])
+        return r
+
+    def ping(self, data: bytes | None = None) -> dict[str, Any]:
+        return _raise_if_error(self.request(messages.ping(self.new_id(), data)))
+
+    def run(self, drive: bytes, batch: int, n_drive: int, rate: int, oversample: int = 1, settle: int = 0,
+            n_out: int | None = None, req_id: int | None = None) -> dict[str, Any]:  # fmt: skip
+        """RUN -> RESULT (drive: little-endian uint16 codes). Raises ProtocolError for an ERROR reply."""
+        rid = self.new_id() if req_id is None else req_id
+        msg = messages.run(rid, drive, batch, n_drive, rate, oversample, settle, n_out)
+        timeout = self.timeout + batch * (settle + n_drive) * oversample / rate
+        return _raise_if_error(self.request(msg, timeout))
+
+    def close(self) -> None:
+        self.link.close()
+
+
+def _raise_if_error(reply: dict[str, Any]) -> dict[str, Any]:
+    if reply["t"] == messages.ERROR:
+        raise ProtocolError(reply["code"], f"device says {errors.name(reply['code'])}: {reply['msg']}",
+                            reply.get("id"))  # fmt: skip
+    return reply
