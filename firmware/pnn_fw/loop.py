@@ -146,9 +146,15 @@ class DeviceLoop:
             )
         except ValueError as e:  # e.g. a drive code above the DAC's range: nothing was played
             raise ProtocolError(errors.OUT_OF_RANGE, str(e), req_id)
-        start = self._claim(2 * batch * n_out + messages.RUN_OVERHEAD + CRC_LEN)
+        # The RESULT's exact size (its fields packed around an empty blob) lets the ring evict no more
+        # than it must.
+        k = 2 * batch * n_out
+        self.tx.reset(0, TX_SMALL)
+        self.tx.pack(messages.result(req_id, b"", batch, n_out, period_us, overruns))
+        size = self.tx.n - 2 + (2 if k < 0x100 else 3 if k < 0x10000 else 5) + k
+        start = self._claim(size + CRC_LEN)
         p = self.pool
-        p.reset(start, len(p.buf) - start - CRC_LEN)
+        p.reset(start, size)
         p.pack(messages.result(req_id, resp, batch, n_out, period_us, overruns))
         self._entries.append([req_id, start, p.n])
         self._pool_pos = start + p.n + CRC_LEN
