@@ -1,0 +1,301 @@
+"""Pipelined PAT: the boards measure batch k+1 while the host does batch k's backward pass and step.
+
+Plain PAT leaves the hardware idle while the host computes the twin's vector-Jacobian products and
+the optimizer step. With `pipeline=p`, a hardware thread runs the physical forward pass of the
+batches up to k+p (each on a snapshot of the parameters taken when it was launched) while the host
+thread trains on batch k. The host then *replays* batch k with the same snapshot: the encoders
+reproduce the drives the boards saw, each physical layer returns what they measured, and the
+twins' vjp at those drives gives the gradient, which is applied to the current parameters. So a
+gradient is p steps stale (PipeDream's weight stashing: the same weights for a batch's forward and
+backward), and `pipeline=0` is exactly plain PAT.
+
+Every (drive, response) pair training measures is real data: `TwinRefiner` refines each board's
+twin from its own recent pairs as training goes (online), and a DataStore keeps them all.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import Task
+from .devices._record import Recorder
+from .pat import PhysicalLayer, TwinSpec
+from .progress import progress
+from .system import PhysicalSystem
+from .train import PhysicalNet, Result, TrainConfig, accuracy, build
+from .twin import nrmse
+
+
+@dataclass
+class PipelineConfig:
+    """How far the hardware runs ahead, and how the twins learn online.
+
+    Attributes:
+        pipeline: batches the hardware runs ahead of the host (0: plain PAT, 1: one-step-stale).
+        refine_every: training steps between online twin refinements (0: never).
+        refine_steps: optimizer steps per refinement, per twin.
+        refine_lr: learning rate of the refinement (small: the twin should move, not jump).
+        refine_window: most recent pairs per board that a refinement learns from.
+        refine_batch: pairs per refinement step.
+    """
+
+    pipeline: int = 1
+    refine_every: int = 0
+    refine_steps: int = 10
+    refine_lr: float = 3e-4
+    refine_window: int = 4096
+    refine_batch: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("pipeline", "refine_every", "refine_steps", "refine_window", "refine_batch"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class _Trace:
+    """One batch's physical forward pass: per layer, the drives, the measured responses, the sources."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor, list[str]]] = field(default_factory=list)
+    launched_at_step: int = 0
+
+
+def _measure(system: PhysicalSystem, drive: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    if hasattr(system, "run_with_sources"):
+        response, sources = system.run_with_sources(drive)  # type: ignore[attr-defined]
+        return torch.as_tensor(response, dtype=torch.float32), list(sources)
+    return torch.as_tensor(system(drive), dtype=torch.float32), [""] * len(drive)
+
+
+class _Recording:
+    """A layer body for the hardware thread: measure on the system, remember what was measured."""
+
+    def __init__(self, system: PhysicalSystem, trace: _Trace) -> None:
+        self.system, self.trace = system, trace
+
+    def __call__(self, drive: torch.Tensor) -> torch.Tensor:
+        drive = drive.detach().clone()
+        response, sources = _measure(self.system, drive)
+        self.trace.layers.append((drive, response, sources))
+        return response
+
+
+class _Replay:
+    """A 'system' that returns a trace's measurements in order, for the host's replay of a batch."""
+
+    def __init__(self, system: PhysicalSystem, trace: _Trace) -> None:
+        self.n_in, self.n_out = system.n_in, system.n_out
+        self._layers = iter(trace.layers)
+
+    def run_with_sources(self, drive: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        seen, response, sources = next(self._layers)
+        # Same snapshot, same inputs, same ops: a mismatch would mean the replay is not this batch.
+        if seen.shape != drive.shape or not torch.allclose(seen, drive, rtol=0, atol=1e-6):
+            raise RuntimeError("replayed drive differs from the drive the hardware saw")
+        return response.clone(), sources  # a copy: autograd attaches the layer's graph to what it returns
+
+    def __call__(self, drive: torch.Tensor) -> torch.Tensor:
+        return self.run_with_sources(drive)[0]
+
+
+class TwinRefiner:
+    """Online refinement of each board's twin from the pairs training measures on that board.
+
+    Before each refinement, the twin's NRMSE on the pairs that arrived since the last one (never
+    trained on) is recorded in `history`: an honest running estimate of the twin's error where
+    training actually drives the boards.
+    """
+
+    def __init__(self, twins: Mapping[str, nn.Module], cfg: PipelineConfig) -> None:
+        self.twins, self.cfg = dict(twins), cfg
+        self._pairs: dict[str, deque[tuple[torch.Tensor, torch.Tensor]]] = {s: deque() for s in self.twins}
+        self._fresh: dict[str, int] = dict.fromkeys(self.twins, 0)
+        self._opts = {s: torch.optim.Adam(t.parameters(), lr=cfg.refine_lr) for s, t in self.twins.items()}
+        self.history: list[dict[str, float]] = []
+
+    def add(self, drive: torch.Tensor, response: torch.Tensor, sources: list[str]) -> None:
+        for source in set(sources):
+            key = source if source in self.twins else ""
+            if key not in self.twins:
+                continue
+            rows = [i for i, s in enumerate(sources) if s == source]
+            self._pairs[key].append((drive[rows], response[rows]))
+            self._fresh[key] += len(rows)
+            while sum(len(d) for d, _ in self._pairs[key]) - len(self._pairs[key][0][0]) >= self.cfg.refine_window:
+                self._pairs[key].popleft()
+
+    def refine(self, gen: torch.Generator) -> dict[str, float]:
+        """Score each twin on its fresh pairs, then take `refine_steps` steps on its recent pairs."""
+        scores = {}
+        for source, twin in self.twins.items():
+            if not self._pairs[source]:
+                continue
+            drive = torch.cat([d for d, _ in self._pairs[source]])
+            response = torch.cat([r for _, r in self._pairs[source]])
+            fresh = min(self._fresh[source], len(drive))
+            with torch.no_grad():
+                scores[source], _ = nrmse(twin(drive[-fresh:]), response[-fresh:]) if fresh > 1 else (math.nan, None)
+            self._fresh[source] = 0
+            twin.requires_grad_(True)
+            scale = twin.y_std if hasattr(twin, "y_std") else 1.0
+            with torch.enable_grad():
+                for _ in range(self.cfg.refine_steps):
+                    idx = torch.randint(len(drive), (min(self.cfg.refine_batch, len(drive)),), generator=gen)
+                    loss = ((twin(drive[idx]) - response[idx]) / scale).pow(2).mean()
+                    self._opts[source].zero_grad()
+                    loss.backward()
+                    self._opts[source].step()
+            twin.requires_grad_(False)
+        if scores:
+            self.history.append(scores)
+        return scores
+
+
+def _snapshot(net: PhysicalNet) -> PhysicalNet:
+    """A frozen copy of the network's parameters (without its layer bodies, which hold the system)."""
+    bodies, net.bodies = net.bodies, []
+    try:
+        return copy.deepcopy(net)
+    finally:
+        net.bodies = bodies
+
+
+def _busy_seconds(system: PhysicalSystem) -> tuple[float, int] | None:
+    """Total board time so far and the number of boards, from the system's stats (None: no stats)."""
+    stats = getattr(system, "stats", None)
+    if stats is None:
+        return None
+    s = stats()
+    per_device = [v for v in s.values() if isinstance(v, dict)] if "busy_s" not in s else [s]
+    return sum(float(d["busy_s"]) for d in per_device), len(per_device)
+
+
+def _forward_on_hardware(snap: PhysicalNet, system: PhysicalSystem, x: torch.Tensor, step: int) -> _Trace:
+    trace = _Trace(launched_at_step=step)
+    with torch.no_grad():
+        snap.use([_Recording(system, trace)] * len(snap.encoders))(x)
+    return trace
+
+
+def train_pipelined(
+    task: Task,
+    system: PhysicalSystem,
+    twin: TwinSpec,
+    cfg: TrainConfig | None = None,
+    pcfg: PipelineConfig | None = None,
+    *,
+    store: Any = None,
+    run_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> Result:
+    """PAT with the hardware running `pcfg.pipeline` batches ahead, and optional online twin refinement.
+
+    Args:
+        task, system, twin, cfg: as for `pnn.train.train("pat", ...)`; `twin` may map source id -> twin.
+        pcfg: pipelining and refinement settings.
+        store: a DataStore that keeps every (drive, response, source) pair training measures.
+        run_dir: if given, metrics.jsonl lines and checkpoints/pat-pipelined.pt are written there.
+
+    Returns:
+        A Result whose history rows also hold, per epoch, `busy` (hardware busy fraction: board time
+        over wall time, per board), `pipeline`, `max_staleness` and `twin_nrmse` (online, if refining).
+    """
+    cfg, pcfg = cfg or TrainConfig(), pcfg or PipelineConfig()
+    torch.manual_seed(cfg.seed)
+    net, _, test_bodies = build("pat", task, system, twin, cfg)
+    twins = dict(twin) if isinstance(twin, Mapping) else {"": twin}
+    refiner = TwinRefiner(twins, pcfg) if pcfg.refine_every else None
+    recorder = Recorder(store, min_rows=4096) if store is not None else None
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
+    steps = cfg.epochs * math.ceil(len(task.x_train) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    gen, refine_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
+    hardware = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnn-hardware")
+    result, step, start = Result("pat", math.nan, 0.0, net=net), 0, time.perf_counter()
+    metrics = _open_metrics(run_dir)
+    try:
+        for epoch in progress(range(cfg.epochs), f"training pat (pipeline={pcfg.pipeline})", show=show_progress):
+            batches = torch.randperm(len(task.x_train), generator=gen).split(cfg.batch_size)
+            in_flight: deque[tuple[PhysicalNet, concurrent.futures.Future[_Trace]]] = deque()
+            total_loss, correct, seen, staleness = 0.0, 0, 0, 0
+            busy0, t0 = _busy_seconds(system), time.perf_counter()
+            for k, idx in enumerate(batches):
+                while len(in_flight) <= pcfg.pipeline and k + len(in_flight) < len(batches):
+                    snap = _snapshot(net)
+                    x_next = task.x_train[batches[k + len(in_flight)]]
+                    in_flight.append((snap, hardware.submit(_forward_on_hardware, snap, system, x_next, step)))
+                snap, future = in_flight.popleft()
+                trace = future.result()
+                staleness = max(staleness, step - trace.launched_at_step)
+                logits = snap.use([PhysicalLayer(_Replay(system, trace), twin)] * cfg.depth)(task.x_train[idx])
+                loss = nn.functional.cross_entropy(logits, task.y_train[idx])
+                snap.zero_grad()
+                loss.backward()
+                for live, stashed in zip(net.parameters(), snap.parameters(), strict=True):
+                    live.grad = stashed.grad
+                opt.step()
+                sched.step()
+                step += 1
+                for drive, response, sources in trace.layers:
+                    if refiner is not None:
+                        refiner.add(drive, response, sources)
+                    if recorder is not None:
+                        recorder.record(drive.numpy(), response.numpy(), sources)
+                if refiner is not None and step % pcfg.refine_every == 0:
+                    refiner.refine(refine_gen)
+                total_loss += loss.item() * len(idx)
+                correct += int((logits.argmax(1) == task.y_train[idx]).sum())
+                seen += len(idx)
+            wall, busy1 = time.perf_counter() - t0, _busy_seconds(system)
+            net.use(test_bodies).eval()
+            test_acc, _ = accuracy(net, task.x_test, task.y_test)
+            row: dict[str, Any] = {
+                "trainer": "pat", "pipeline": pcfg.pipeline, "epoch": epoch + 1, "loss": total_loss / seen,
+                "train_accuracy": correct / seen, "test_accuracy": test_acc, "max_staleness": staleness,
+                "samples_per_s": seen * cfg.depth / wall, "train_seconds": wall,
+                "busy": None if busy0 is None or busy1 is None else (busy1[0] - busy0[0]) / (wall * busy1[1]),
+                "seconds": time.perf_counter() - start,
+            }
+            if refiner is not None and refiner.history:
+                row["twin_nrmse"] = float(np.nanmean([v for h in refiner.history[-3:] for v in h.values()]))
+            result.history.append(row)
+            _write_metrics(metrics, row, run_dir, cfg, net, epoch)
+    finally:
+        hardware.shutdown(wait=True, cancel_futures=True)
+        if recorder is not None:
+            recorder.close()
+        if metrics is not None:
+            metrics.close()
+    result.test_accuracy = result.history[-1]["test_accuracy"] if result.history else math.nan
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _open_metrics(run_dir: str | Path | None) -> Any:
+    if run_dir is None:
+        return None
+    (Path(run_dir) / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return open(Path(run_dir) / "metrics.jsonl", "a")  # noqa: SIM115 - closed by the caller
+
+
+def _write_metrics(metrics: Any, row: dict[str, Any], run_dir: str | Path | None, cfg: TrainConfig,
+                   net: nn.Module, epoch: int) -> None:
+    if metrics is None or run_dir is None:
+        return
+    metrics.write(json.dumps(row) + "\n")
+    metrics.flush()
+    torch.save({"config": asdict(cfg), "epoch": epoch + 1, "state_dict": net.state_dict()},
+               Path(run_dir) / "checkpoints" / "pat-pipelined.pt")
