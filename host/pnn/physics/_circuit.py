@@ -11,7 +11,6 @@ import math
 import numpy as np
 import torch
 from scipy.linalg import expm
-from scipy.optimize import brentq
 
 from ._bjt import solve_stage
 from ._table import HermiteTable
@@ -91,9 +90,19 @@ class CircuitModel:
         tau_max = float(self.tau.numpy(np.linspace(V_MIN, V_MAX, 200)).max())
         self.window = max(2, math.ceil(16 * tau_max / self.delta))
         # rest state: DC with the DAC at rest_volts (inductor current = base current)
-        ib = self.ib.numpy
-        self.va0 = brentq(lambda v: v + r * float(ib(np.array([v]))[0]) - rest_volts, V_MIN, V_MAX, xtol=1e-14)
-        self.il0 = float(ib(np.array([self.va0]))[0])
+        self.va0 = self._rest_node(r, rest_volts)
+        self.il0 = float(self.ib.numpy(np.array([self.va0]))[0])
+
+    def _rest_node(self, r: float, rest_volts: float) -> float:
+        """Node A at DC: vA + R iB(vA) = u (increasing in vA, so bisection is safe)."""
+        lo, hi = V_MIN, V_MAX
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            if mid + r * float(self.ib.numpy(np.array([mid]))[0]) > rest_volts:
+                hi = mid
+            else:
+                lo = mid
+        return 0.5 * (lo + hi)
 
     def coefficients(self, drift: torch.Tensor | None, dtype: torch.dtype) -> list:
         """Propagator entries: floats, or [B] tensors linearised in the drift of C1."""
@@ -106,7 +115,7 @@ class CircuitModel:
         """Output-node voltage at the end of each tick for DAC voltages volts [B, T]."""
         batch, ticks = volts.shape
         p11, p12, p21, p22, gu1, gu2, gi1, gi2, h1, h2 = self.coefficients(drift, volts.dtype)
-        shift = 0.0 if drift is None else drift.to(volts.dtype) * VBE_REF
+        shift: torch.Tensor | float = 0.0 if drift is None else drift.to(volts.dtype) * VBE_REF
         il = volts.new_full((batch,), self.il0)
         va = volts.new_full((batch,), self.va0)
         ib = self.ib(va + shift)
@@ -126,7 +135,7 @@ class CircuitModel:
                 slope.append(il - ib)
         c1 = self.parts.C1 if drift is None else self.parts.C1 * (1.0 + drift.to(volts.dtype)).unsqueeze(1)
         fine = self._refine(torch.stack(trace, dim=1), torch.stack(slope, dim=1) / c1)
-        if drift is not None:
+        if isinstance(shift, torch.Tensor):
             fine = fine + shift.unsqueeze(1)
         return self._output_filter(self.vout(fine), self.tau(fine), ticks)
 

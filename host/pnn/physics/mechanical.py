@@ -162,7 +162,10 @@ class Mechanical(SimulatedSystem):
         h = 1.0 / (self.sample_rate * substeps)
         mats = _propagators(p, h)
         up, down = _propagators(p, h, 1 + _DW), _propagators(p, h, 1 - _DW)
-        self._mats64 = [(torch.from_numpy(m0), torch.from_numpy((u - d) / (2 * _DW))) for m0, u, d in zip(mats, up, down, strict=True)]
+        # each matrix with its first-order sensitivity to a relative shift of every mode frequency
+        self._mats64 = [
+            (torch.from_numpy(m0), torch.from_numpy((u - d) / (2 * _DW))) for m0, u, d in zip(mats, up, down, strict=True)
+        ]
         self._mats: dict[torch.dtype, list] = {}
         self._consts: dict[tuple[str, torch.dtype], torch.Tensor] = {}
         self._m = len(p.freqs_hz)
@@ -170,8 +173,7 @@ class Mechanical(SimulatedSystem):
         # rest: the static deflection under the rest force (the microphone hears nothing of it)
         f0 = p.speaker_gain * math.tanh(1.5 * (2 * self.rest - 1))
         self._x0 = np.concatenate([[f0], self._static_deflection(f0), np.zeros(self._m)])
-        a = 1.0 / (1.0 + 2 * math.pi * p.highpass_hz / self.sample_rate)  # RC high-pass, one pole
-        self._hp_a = a
+        self._hp_a = 1.0 / (1.0 + 2 * math.pi * p.highpass_hz / self.sample_rate)  # RC high-pass, one pole
         self._hp64: torch.Tensor | None = None
 
     def _static_deflection(self, force: float) -> np.ndarray:
