@@ -82,6 +82,7 @@ class AsyncPool:
         self.ids = ids
         self.n_in, self.n_out = devices[0].n_in, devices[0].n_out
         self.patience = max(d.url["reconnect"] for d in devices) if patience is None else patience
+        self.rerun_rows = 0  # rows handed to another board after theirs dropped out
 
     async def open(self) -> None:
         """Connect every device; a device that cannot connect is an error (with its reason)."""
@@ -149,6 +150,7 @@ class AsyncPool:
                 response = await device.run_chunk(batch.drive[start:stop], fail_fast=True)
             except DeviceUnavailable:
                 batch.give_back(start, stop)
+                self.rerun_rows += stop - start
                 failures += 1
                 # Still "connected" but not answering: back off so the others take its chunks.
                 await asyncio.sleep(min(2.0, 0.05 * 2**failures))

@@ -26,7 +26,7 @@ from ._transport import Transport
 from ._url import DeviceURL
 
 FW_VERSION = "host-sim-0.1.0"
-CACHE = 4
+CACHE = 8
 MAX_FRAME = 65_536
 MAX_SETTLE = 65_535
 
