@@ -1,0 +1,52 @@
+"""pnn.connect over serial to the real firmware under MicroPython, through a pty cable."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from _fixtures import board_file, kill, restart
+
+from pnn.devices import connect
+
+
+def test_hello_caps_and_runs_of_several_sizes(firmware_serial) -> None:
+    sim = firmware_serial(seed=1, cable=True)
+    with connect(f"serial://{sim.host_path}?n_in=64&n_out=16&rate=20000") as board:
+        caps = board.capabilities
+        assert caps["board"] == "sim" and caps["caps"]["max_drive"] == 512 and caps["caps"]["adc_bits"] == 12
+        for batch in (1, 16, 45):  # 45: more than max_batch (16), so three requests
+            response = board(torch.rand(batch, 64))
+            assert response.shape == (batch, 16) and response.dtype == torch.float32
+            assert 0.0 <= float(response.min()) and float(response.max()) <= 1.0
+        stats = board.stats()
+        assert stats["samples"] == 62 and stats["requests"] == 5 and stats["busy_s"] > 0
+
+
+def test_a_board_that_cannot_do_the_url_is_refused_with_the_reason(firmware_serial) -> None:
+    sim = firmware_serial(cable=True)
+    with pytest.raises(ValueError, match=r"n_in=1000 > max_drive=512.*rate=100 outside 1000\.\.50000"):
+        connect(f"serial://{sim.host_path}?n_in=1000&n_out=10&rate=100")
+
+
+def test_a_missing_port_is_named() -> None:
+    with pytest.raises(ConnectionError, match="no serial port /dev/pnn-no-such-port"):
+        connect("serial:///dev/pnn-no-such-port")
+
+
+def test_a_board_killed_mid_request_and_restarted_finishes_the_batch(firmware_serial, tmp_path) -> None:
+    paced = board_file(tmp_path, paced=True)  # real-time pacing: 64 + 8 ticks at 20 kS/s = 3.6 ms an example
+    sim = firmware_serial(seed=2, cable=True, board=paced)
+    url = f"serial://{sim.host_path}?n_in=64&n_out=16&rate=20000&timeout=0.3&heartbeat=0.2&retries=10"
+    with connect(url) as board:
+        future = board.submit(torch.rand(96, 64))  # 6 requests, ~0.35 s of board time
+        time.sleep(0.08)
+        kill(sim)
+        time.sleep(0.3)
+        restart(sim, "--serial", sim.path, "--seed", "2", "--board", paced, ready="serving")
+        response, sources = future.result(timeout=30)
+        stats = board.stats()
+    assert response.shape == (96, 16) and sources == [board.id] * 96
+    assert stats["samples"] == 96, "each example's result is counted once"
+    assert stats["retries"] + stats["reconnects"] >= 1, "the kill must have cost a request its reply"
