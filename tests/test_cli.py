@@ -103,3 +103,19 @@ def test_usage_mistakes_are_one_line_pointing_at_help(run_cli):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "invalid choice" in lines[0] and "pnn demo --help" in lines[0]
+
+
+def test_collect_fit_twin_and_eval(run_cli, tmp_path):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    out = tmp_path / "bench"
+    result = run_cli("collect", str(experiment), "--out", str(out), "--samples", "600")
+    assert result.returncode == 0 and "600 samples in 3 verified chunks" in result.stdout
+    result = run_cli("fit-twin", str(experiment), "--out", str(out))
+    assert result.returncode == 0 and "held-out NRMSE" in result.stdout and (out / "twin.pt").exists()
+    result = run_cli("eval", str(out))
+    assert result.returncode == 2 and "no checkpoint" in result.stderr
+    # train reuses the fitted twin in that folder, then eval re-measures on the system
+    assert run_cli("train", str(experiment), "--out", str(out)).returncode == 0
+    result = run_cli("eval", str(out), "--trainer", "pat")
+    assert result.returncode == 0 and "test accuracy on the system now" in result.stdout

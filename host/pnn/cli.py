@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,37 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _experiment_dir(args: argparse.Namespace) -> tuple[dict, Path]:
+    config = experiment.load(args.experiment)
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    return config, run_dir
+
+
+def cmd_collect(args: argparse.Namespace, console: Console) -> int:
+    config, run_dir = _experiment_dir(args)
+    if args.samples is not None:
+        config["twin"]["samples"] = args.samples
+    system = experiment.make_system(config["system"])
+    store = experiment.collect_data(config, system, run_dir)
+    console.print(f"{run_dir / 'twin-data'}: {store.verify()} samples in {store.n_chunks} verified chunks")
+    return 0
+
+
+def cmd_fit_twin(args: argparse.Namespace, console: Console) -> int:
+    config, run_dir = _experiment_dir(args)
+    twin = experiment.fit_from_store(config, run_dir)
+    console.print(f"{run_dir / 'twin.pt'}: held-out NRMSE {twin.nrmse:.3f} on {twin.metadata['n_test']} samples")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    acc = experiment.evaluate(Path(args.run), args.trainer)
+    console.print(f"{args.run}: {args.trainer} test accuracy on the system now: {100 * acc:.1f}%")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from .report import regenerate
 
@@ -103,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--runs", default="runs", help="folder for run folders (default: runs)")
     tr.set_defaults(handler=cmd_train)
 
+    col = sub.add_parser("collect", help="measure twin data into a crash-safe store (resumes after a crash)")
+    col.add_argument("experiment", help="experiment file naming the system (see examples/)")
+    col.add_argument("--out", required=True, help="folder for twin-data/ (rerun with the same folder to resume)")
+    col.add_argument("--samples", type=int, help="override [twin] samples")
+    col.set_defaults(handler=cmd_collect)
+
+    fit = sub.add_parser("fit-twin", help="fit a digital twin on collected data")
+    fit.add_argument("experiment", help="experiment file (its [twin] section says how)")
+    fit.add_argument("--out", required=True, help="the folder pnn collect wrote; twin.pt goes there")
+    fit.set_defaults(handler=cmd_fit_twin)
+
+    ev = sub.add_parser("eval", help="re-measure a trained network's test accuracy on the system")
+    ev.add_argument("run", help="a run folder")
+    ev.add_argument("--trainer", default="pat", choices=("digital", "in-silico", "pat"))
+    ev.set_defaults(handler=cmd_eval)
+
     rep = sub.add_parser("report", help="regenerate a run folder's plots from its records")
     rep.add_argument("run", help="a run folder written by pnn demo / pnn train")
     rep.set_defaults(handler=cmd_report)
@@ -112,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(soft_wrap=True)  # long paths stay on one line, greppable
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
