@@ -8,11 +8,13 @@ import zlib
 from pathlib import Path
 
 import msgpack
-import pnn_protocol as P
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import pnn_protocol as P
 from pnn_protocol import errors, messages
+from pnn_protocol.cobs import encode_into
 from pnn_protocol.codec import DecodeError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +119,9 @@ def test_cobs_round_trip(data):
     assert len(enc) <= len(data) + 1 + len(data) // 254
     assert _cobs_ref_decode(enc) == data
     assert P.cobs_decode(enc) == data
+    out = bytearray(len(data) + 1 + len(data) // 254 + 3)
+    end = encode_into(b"xy" + data, len(data), out, 3, 2)  # the firmware's in-place encoder agrees
+    assert bytes(out[3:end]) == enc
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,8 +1,8 @@
 """Consistent Overhead Byte Stuffing (Cheshire & Baker 1999): data without 0x00, so 0x00 can end a frame.
 
 Blocks: a code byte c (1..255) then c-1 data bytes; a block with c < 255 stands for its bytes plus one 0x00,
-except the last block of the frame. The slow paths are per block, never per byte, so this is quick enough on
-MicroPython too. Runs unchanged on CPython and MicroPython.
+except the last block of the frame. Python-level work is per block (per zero byte of the data) and small;
+the bytes themselves move in C-speed slices. Runs unchanged on CPython and MicroPython.
 """
 
 _ZERO = b"\x00"
@@ -25,17 +25,37 @@ def max_encoded_len(n):
 
 
 def encode_into(src, n, dst, pos, start=0):
-    """COBS-encode src[start:start+n] (bytes or bytearray) into dst (bytearray) from index pos.
+    """COBS-encode src[start:start+n] into dst (bytearray) from index pos, allocation-free.
 
-    Returns the end index in dst.
+    Copies the data one byte to the right in one slice, then turns each 0x00 (and the byte in front)
+    into the distance to the next one. Returns the end index in dst.
 
     Raises:
         IndexError: dst is too small (size it with max_encoded_len).
     """
+    end = pos + 1 + n
+    if end > len(dst):
+        raise IndexError("COBS output buffer too small")
+    memoryview(dst)[pos + 1 : end] = memoryview(src)[start : start + n]
+    prev = pos
+    j = pos + 1
+    while True:
+        z = find0(dst, j, end)
+        if z < 0:
+            z = end
+        if z - prev > 254:
+            # a run of 254+ non-zero bytes needs 0xFF blocks: the general encoder
+            return _encode_blocks(src, start, start + n, dst, pos)
+        dst[prev] = z - prev
+        if z == end:
+            return end
+        prev = z
+        j = z + 1
+
+
+def _encode_blocks(src, i, n, dst, pos):
     smv = memoryview(src)
     dmv = memoryview(dst)
-    i = start
-    n += start
     while True:
         z = find0(src, i, n)
         end = n if z < 0 else z
@@ -61,11 +81,67 @@ def encode_into(src, n, dst, pos, start=0):
 
 
 def encode(data):
-    """COBS-encode a bytes-like object; returns bytes without any 0x00."""
-    src = data if isinstance(data, (bytes, bytearray)) else bytes(data)
-    out = bytearray(max_encoded_len(len(src)))
-    n = encode_into(src, len(src), out, 0)
-    return bytes(out[:n])
+    """COBS-encode a bytes-like object; returns bytes without any 0x00 (host path: fast, allocates)."""
+    out = bytearray()
+    segs = bytes(data).split(_ZERO)
+    last = len(segs) - 1
+    for j in range(last + 1):
+        s = segs[j]
+        k = len(s)
+        o = 0
+        while k - o >= 254:
+            out.append(255)
+            out += s[o : o + 254]
+            o += 254
+        if o == k and k > 0 and j == last:
+            break  # last segment was a whole number of 255-blocks
+        out.append(k - o + 1)
+        out += s[o:]
+    return bytes(out)
+
+
+def decode_in_place(buf, n):
+    """Decode the COBS blocks in buf[0:n] (no 0x00 among them) in place.
+
+    Returns:
+        (start, length) of the decoded bytes in buf, or None if the blocks do not end exactly at n
+        (a truncated or corrupt frame).
+    """
+    # Walk the code bytes: they must land exactly on n. With no 0xFF block (the usual case) each code
+    # byte after the first sits exactly where its 0x00 goes, so zeroing them decodes in place.
+    i = 0
+    while i < n:
+        c = buf[i]
+        if c == 255:
+            return _decode_blocks(buf, n)
+        i += c
+    if i != n:
+        return None
+    i = 0
+    while i < n:
+        c = buf[i]
+        buf[i] = 0
+        i += c
+    return (1, n - 1) if n else (0, 0)
+
+
+def _decode_blocks(buf, n):
+    # General path: move each block left over the code bytes (write index never passes read index).
+    mv = memoryview(buf)
+    r = 0
+    w = 0
+    while r < n:
+        c = buf[r]
+        if c == 0 or r + c > n:
+            return None
+        k = c - 1
+        mv[w : w + k] = mv[r + 1 : r + c]
+        w += k
+        r += c
+        if c < 255 and r < n:
+            buf[w] = 0
+            w += 1
+    return 0, w
 
 
 def decode(data):
@@ -74,24 +150,11 @@ def decode(data):
     Raises:
         ValueError: a 0x00 inside, or a block that runs past the end (a truncated frame).
     """
-    src = data if isinstance(data, (bytes, bytearray)) else bytes(data)
-    n = len(src)
-    if find0(src, 0, n) >= 0:
+    buf = bytearray(data)
+    n = len(buf)
+    if find0(buf, 0, n) >= 0:
         raise ValueError("0x00 inside a COBS frame")
-    out = bytearray(n)
-    omv = memoryview(out)
-    smv = memoryview(src)
-    i = 0
-    w = 0
-    while i < n:
-        c = src[i]
-        k = c - 1
-        if i + 1 + k > n:
-            raise ValueError("COBS block runs past the end of the frame")
-        omv[w : w + k] = smv[i + 1 : i + 1 + k]
-        w += k
-        i += 1 + k
-        if c < 255 and i < n:
-            out[w] = 0
-            w += 1
-    return bytes(out[:w])
+    res = decode_in_place(buf, n)
+    if res is None:
+        raise ValueError("COBS block runs past the end of the frame")
+    return bytes(buf[res[0] : res[0] + res[1]])

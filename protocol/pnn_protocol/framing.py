@@ -7,7 +7,7 @@ Runs unchanged on CPython and MicroPython.
 
 import struct
 
-from .cobs import encode_into, find0, max_encoded_len
+from .cobs import decode_in_place, encode, encode_into, find0, max_encoded_len
 from .crc import crc32
 from .errors import BAD_CRC, BAD_FRAME, TOO_LONG
 
@@ -42,22 +42,17 @@ def frame_into(payload, n, out, start=0):
 
 def frame(payload):
     """The wire bytes of one frame carrying `payload` (bytes-like)."""
-    n = len(payload)
-    buf = bytearray(n + CRC_LEN)
-    memoryview(buf)[:n] = payload
-    out = bytearray(frame_len(n) + 2)
-    k = frame_into(buf, n, out)
-    return bytes(out[:k])
+    body = bytes(payload)
+    return b"\x00" + encode(body + struct.pack("<I", crc32(body))) + b"\x00"
 
 
 class FrameDecoder:
     """Incremental, bounded frame decoder: feed bytes, get payloads or error codes.
 
-    Decodes COBS as bytes stream in, straight into one preallocated buffer of max_frame bytes; a frame
-    that grows past max_frame is dropped as it streams (never buffered) and reported as TOO_LONG at the
-    next 0x00, where decoding resynchronises. Any 0x00 ends a frame, so a lost or corrupt byte costs only
-    the frame it hit.
-
+    Bytes are copied into one preallocated buffer of max_frame bytes as they arrive (one slice per
+    chunk) and decoded in place when the closing 0x00 comes. A frame that grows past max_frame is
+    dropped as it streams (never buffered) and reported as TOO_LONG at the next 0x00, where decoding
+    resynchronises. Any 0x00 ends a frame, so a lost or corrupt byte costs only the frame it hit.
     Between frames the buffer is free: a transport may borrow it to build its reply frame (hence `spare`).
 
     Args:
@@ -73,10 +68,7 @@ class FrameDecoder:
 
     def reset(self):
         """Forget any partial frame."""
-        self._raw = 0  # encoded bytes seen in this frame
-        self._w = 0  # decoded bytes written
-        self._left = 0  # data bytes still due in the current COBS block
-        self._zero = False  # the current block ends with an implied 0x00 (if another block follows)
+        self._raw = 0  # bytes of this frame seen so far
         self._drop = False  # frame exceeded max_frame: discard until the delimiter
 
     def feed(self, data, n=-1):
@@ -94,7 +86,12 @@ class FrameDecoder:
             z = find0(data, i, n)
             end = n if z < 0 else z
             if end > i:
-                self._consume(data, src, i, end)
+                raw = self._raw
+                self._raw = raw + end - i
+                if self._raw > self.max_frame:
+                    self._drop = True
+                elif not self._drop:
+                    self.mv[raw : self._raw] = src[i:end]
             if z < 0:
                 return
             i = z + 1
@@ -102,46 +99,20 @@ class FrameDecoder:
             if res is not None:
                 yield res
 
-    def _consume(self, data, src, i, end):
-        # data[i:end] holds no 0x00
-        self._raw += end - i
-        if self._drop:
-            return
-        if self._raw > self.max_frame:
-            self._drop = True
-            return
-        buf = self.buf
-        w = self._w
-        left = self._left
-        while i < end:
-            if left == 0:
-                c = data[i]
-                i += 1
-                if self._zero:
-                    buf[w] = 0
-                    w += 1
-                left = c - 1
-                self._zero = c < 255
-            else:
-                k = left if left < end - i else end - i
-                self.mv[w : w + k] = src[i : i + k]
-                w += k
-                i += k
-                left -= k
-        self._w = w
-        self._left = left
-
     def _finish(self):
-        raw, w, left, drop = self._raw, self._w, self._left, self._drop
+        raw, drop = self._raw, self._drop
         self.reset()
         if drop:
             return TOO_LONG
         if raw == 0:
             return None  # empty frame: the optional leading delimiter
-        if left != 0 or w < CRC_LEN + 1:
+        res = decode_in_place(self.buf, raw)
+        if res is None or res[1] < CRC_LEN + 1:
             return BAD_FRAME
+        start, w = res
         n = w - CRC_LEN
-        got = struct.unpack_from("<I", self.buf, n)[0]
-        if crc32(self.mv[:n]) != got:
+        got = struct.unpack_from("<I", self.buf, start + n)[0]
+        payload = self.mv[start : start + n]
+        if crc32(payload) != got:
             return BAD_CRC
-        return self.mv[:n]
+        return payload

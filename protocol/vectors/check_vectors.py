@@ -13,7 +13,7 @@ import sys
 HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 sys.path.insert(0, HERE + "/..")
 
-from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages, packb, unpackb  # noqa: E402
+from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, frame_into, messages, packb, unpackb  # noqa: E402
 from pnn_protocol.codec import DecodeError  # noqa: E402
 
 
@@ -61,6 +61,12 @@ def main():
             fails.append("%s: unpackb differs: %r" % (name, unpackb(payload)))
         if frame(payload) != wire:
             fails.append("%s: frame differs: %s" % (name, frame(payload).hex()))
+        # the allocation-free path the firmware uses, from an offset in a bigger buffer
+        src = bytearray(3) + bytearray(payload) + bytearray(4)
+        out = bytearray(len(wire) + 8)
+        k = frame_into(src, len(payload), out, 3)
+        if bytes(out[:k]) != wire:
+            fails.append("%s: frame_into differs: %s" % (name, bytes(out[:k]).hex()))
         got = events(FrameDecoder(len(wire)), wire)
         if got != [payload]:
             fails.append("%s: decoder gave %r" % (name, got))

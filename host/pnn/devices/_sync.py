@@ -15,7 +15,9 @@ import time
 from collections import deque
 from typing import Any
 
-from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages, packb, unpackb
+from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages
+
+from ._wire import decode, encode  # the C msgpack codec (same bytes as pnn_protocol's, tested)
 
 DEFAULT_MAX_FRAME = 1 << 20  # what a host accepts before it has read the device's HELLO
 
@@ -153,7 +155,7 @@ class SyncClient:
         Raises:
             LinkTimeout: no reply in time. ProtocolError: the reply is malformed.
         """
-        self.link.send(packb(msg))
+        self.link.send(encode(msg))
         return self.wait_for(msg["id"], timeout)
 
     def wait_for(self, req_id: int | None, timeout: float | None = None) -> dict[str, Any]:
@@ -171,9 +173,7 @@ class SyncClient:
             if not payloads:
                 raise LinkTimeout(f"no reply to request {req_id} in time")
             for p in payloads:
-                m = unpackb(p)
-                messages.check_response(m)
-                self.unmatched.append(m)
+                self.unmatched.append(decode(p))
 
     def hello(self) -> dict[str, Any]:
         """HELLO; remembers the device's caps (and its max_frame for a stream link)."""
