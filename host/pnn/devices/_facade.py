@@ -126,8 +126,12 @@ class Device(_SyncSystem):
 class DevicePool(_SyncSystem):
     """One PhysicalSystem served by N boards; each row's source says which board measured it.
 
+    Attributes:
+        ids: the boards' ids, in the order given. devices: the boards as Devices.
+
     Args:
-        devices: Devices (from `connect`) or URLs; all with the same n_in and n_out.
+        devices: Devices (from `connect`) or URLs; all with the same n_in and n_out. The pool owns
+            them: closing it closes them.
         store: a DataStore that receives every batch (drive, response, source id per row).
         patience: seconds a batch waits for a board to come back when every board is down
             (default: the longest `reconnect` of the URLs).
@@ -137,17 +141,19 @@ class DevicePool(_SyncSystem):
         super().__init__(store)
         if isinstance(devices, str | Device):
             raise ValueError("DevicePool takes a list of Devices or URLs; for one board use pnn.connect(url)")
-        aio_devices: list[AsyncDevice] = []
+        members: list[Device] = []
         new: list[AsyncDevice] = []  # made here from URLs: every URL is parsed before any connects
         for d in devices:
             if isinstance(d, Device):
-                aio_devices.append(d.aio)
+                members.append(d)
             elif isinstance(d, str):
                 new.append(make_device(parse_url(d)))
-                aio_devices.append(new[-1])
+                members.append(Device(new[-1]))
             else:
                 raise ValueError(f"DevicePool takes Devices or URL strings, got {type(d).__name__}")
-        self.aio = AsyncPool(aio_devices, patience)
+        #: the boards, each also usable on its own (e.g. to fit its twin); the pool closes them
+        self.devices = members
+        self.aio = AsyncPool([m.aio for m in members], patience)
         self.ids, self.n_in, self.n_out = self.aio.ids, self.aio.n_in, self.aio.n_out
         try:
             _loop.run(AsyncPool(new).open() if new else _noop())
