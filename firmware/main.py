@@ -1,4 +1,5 @@
-"""Board entry point: read /board.json (+ /secrets.json), pick the transport, serve until told to stop.
+"""Board entry point: read board.json (+ secrets.json) from the current folder (/ on a board), pick the
+transport, serve until told to stop.
 
 Copy to the board's root with board.json (one of firmware/boards/*.json), pnn_fw/ and pnn_protocol/
 in /lib (see firmware/README.md). Hold the board's "boot_skip" pin low at reset to skip serving and stay
@@ -21,7 +22,7 @@ def _boot_skip(board: dict) -> bool:
 
 
 def main() -> None:
-    board = config.load_board("/board.json", "/secrets.json")
+    board = config.load_board("board.json", "secrets.json")  # the board starts in /
     if _boot_skip(board):
         print("pnn: boot_skip pin held low; staying at the REPL")
         return
