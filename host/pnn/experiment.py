@@ -142,6 +142,9 @@ def evaluate(run_dir: Path, trainer: str = "pat") -> float:
 
 def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None) -> dict[str, Any]:
     """Run an experiment; returns the summary (also written to run_dir/summary.json)."""
+    # Layers here are small tensors: extra intra-op threads cost more in hand-offs than they win
+    # (10x slower on a busy 2-core machine), so one thread it is.
+    torch.set_num_threads(1)
     console = console or Console()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
