@@ -236,3 +236,18 @@ def test_check_run_ok_and_envelope():
     with pytest.raises(P.ProtocolError) as e:
         messages.check_response(P.unpackb(P.packb(dict(r, resp=bytes(3)))))
     assert e.value.code == errors.BAD_FIELD
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x07" * 254,
+        b"\x07" * 508,
+        b"\x05\x00" + b"\x07" * 300 + b"\x00\x01",
+        b"\x00" * 3 + b"\x09" * 254 + b"\x00",
+    ],
+)
+def test_long_runs_through_the_frame_decoder(data):
+    """Runs of 254+ non-zero bytes need 0xFF blocks; the decoder's fast path hands over mid-frame."""
+    evs = [bytes(e) for e in P.FrameDecoder(1000).feed(P.frame(data))]
+    assert evs == [data]

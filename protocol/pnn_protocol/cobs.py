@@ -80,10 +80,25 @@ def _encode_blocks(src, i, n, dst, pos):
         i = z + 1
 
 
+_CODE = [bytes((k + 1,)) for k in range(254)]  # code byte of a block of k data bytes
+
+
 def encode(data):
     """COBS-encode a bytes-like object; returns bytes without any 0x00 (host path: fast, allocates)."""
-    out = bytearray()
     segs = bytes(data).split(_ZERO)
+    parts = []
+    for s in segs:
+        k = len(s)
+        if k >= 254:
+            return _encode_long(segs)
+        parts.append(_CODE[k])
+        parts.append(s)
+    return b"".join(parts)
+
+
+def _encode_long(segs):
+    # some segment needs 0xFF blocks
+    out = bytearray()
     last = len(segs) - 1
     for j in range(last + 1):
         s = segs[j]
@@ -107,32 +122,31 @@ def decode_in_place(buf, n):
         (start, length) of the decoded bytes in buf, or None if the blocks do not end exactly at n
         (a truncated or corrupt frame).
     """
-    # Walk the code bytes: they must land exactly on n. With no 0xFF block (the usual case) each code
-    # byte after the first sits exactly where its 0x00 goes, so zeroing them decodes in place.
+    # With no 0xFF block (the usual case) each code byte after the first sits exactly where its 0x00
+    # goes, so zeroing the code bytes as the walk finds them decodes in place; the walk must land on n.
     i = 0
     while i < n:
         c = buf[i]
         if c == 255:
-            return _decode_blocks(buf, n)
+            if i == 0:
+                return _decode_blocks(buf, n, 0, 0)
+            # buf[1:i] is decoded already, and the block before i ends with a 0x00: move it to the front
+            memoryview(buf)[0 : i - 1] = memoryview(buf)[1:i]
+            buf[i - 1] = 0
+            return _decode_blocks(buf, n, i, i)
+        buf[i] = 0
         i += c
     if i != n:
         return None
-    i = 0
-    while i < n:
-        c = buf[i]
-        buf[i] = 0
-        i += c
     return (1, n - 1) if n else (0, 0)
 
 
-def _decode_blocks(buf, n):
-    # General path: move each block left over the code bytes (write index never passes read index).
+def _decode_blocks(buf, n, r, w):
+    # General path from buf[r]: move each block left over the code bytes (w never passes r).
     mv = memoryview(buf)
-    r = 0
-    w = 0
     while r < n:
         c = buf[r]
-        if c == 0 or r + c > n:
+        if r + c > n:
             return None
         k = c - 1
         mv[w : w + k] = mv[r + 1 : r + c]
