@@ -232,3 +232,23 @@ def test_optical_mixes_frequencies() -> None:
 def test_optical_typical_maximum_is_about_one() -> None:
     y = Optical(n_in=64, noise=QUIET)(drives(200, n_in=64))
     assert 0.7 < float(y.max(dim=1).values.median()) < 1.5
+
+
+def test_noise_settings_are_validated() -> None:
+    assert Noise.off() == Noise(additive=0, multiplicative=0, drift=0, dac_bits=None, adc_bits=None, variation=0)
+    for bad in ({"additive": -0.1}, {"drift": float("nan")}, {"dac_bits": 0}, {"adc_bits": 8.0}, {"dac_bits": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Noise(**bad)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Noise().additive = 0.5  # type: ignore[misc]
+
+
+def test_optical_phase_encoding() -> None:
+    x = drives(8, n_in=32)
+    phase = Optical(n_in=32, noise=QUIET, encoding="phase")
+    y = phase(x)
+    assert torch.isfinite(y).all() and not torch.allclose(y, Optical(n_in=32, noise=QUIET)(x))
+    # m = 1 everywhere is m = 0 plus a global phase of pi, which the SH intensity cannot see
+    torch.testing.assert_close(phase(torch.zeros(1, 32)), phase(torch.ones(1, 32)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="encoding"):
+        Optical(n_in=32, encoding="polarisation")

@@ -37,7 +37,10 @@ class HermiteTable:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         c, t = self._cell(x)
-        return ((c[..., 3] * t + c[..., 2]) * t + c[..., 1]) * t + c[..., 0]
+        # Horner with fused multiply-adds: this runs twice per sub-step in the circuit's time loop
+        y = torch.addcmul(c[..., 2], c[..., 3], t)
+        y = torch.addcmul(c[..., 1], y, t)
+        return torch.addcmul(c[..., 0], y, t)
 
     def numpy(self, x: np.ndarray) -> np.ndarray:
         """Evaluate on a float64 numpy array (for set-up code)."""
