@@ -87,16 +87,22 @@ class AffineEncoder(nn.Module):
 
 
 class ConcatEncoder(nn.Module):
-    """drive = [clip(h / 4 + 1/2, 0, 1), clip(theta, 0, 1)]: data and trainable parameters side by side."""
+    """drive = [clip(a * h + b, 0, 1), clip(theta, 0, 1)]: data and trainable parameters side by side.
+
+    The data half is biased towards full amplitude (b = 0.7): in a system whose output grows as a
+    power of the drive (SHG: the fourth), weak inputs drown in the readout noise.
+    """
 
     def __init__(self, n_data: int, n_in: int, gen: torch.Generator) -> None:
         super().__init__()
         if n_in <= n_data:
             raise ValueError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
-        self.theta = nn.Parameter(torch.rand(n_in - n_data, generator=gen))
+        self.a = nn.Parameter(0.2 + 0.02 * torch.randn(n_data, generator=gen))
+        self.b = nn.Parameter(0.7 + 0.02 * torch.randn(n_data, generator=gen))
+        self.theta = nn.Parameter(0.5 + 0.2 * torch.rand(n_in - n_data, generator=gen))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        data = torch.clamp(h / 4 + 0.5, 0, 1)
+        data = torch.clamp(self.a * h + self.b, 0, 1)
         return torch.cat([data, torch.clamp(self.theta, 0, 1).expand(len(h), -1)], dim=1)
 
 
