@@ -119,3 +119,15 @@ def test_collect_fit_twin_and_eval(run_cli, tmp_path):
     assert run_cli("train", str(experiment), "--out", str(out)).returncode == 0
     result = run_cli("eval", str(out), "--trainer", "pat")
     assert result.returncode == 0 and "test accuracy on the system now" in result.stdout
+
+
+def test_train_on_a_pool_fits_one_twin_per_board(run_cli, tmp_path):
+    experiment = tmp_path / "pool.toml"
+    experiment.write_text(TINY.replace('kind = "electronic"', 'url = ["sim://electronic?seed=1&n_out=16", "sim://electronic?seed=2&n_out=16"]'))
+    run = tmp_path / "run"
+    assert run_cli("train", str(experiment), "--out", str(run)).returncode == 0
+    index = json.loads((run / "twins" / "index.json").read_text())
+    assert len(index) == 2 and all((run / "twins" / name).exists() for name in index.values())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["accuracy"]["pat"] > 0.2
+    assert run_cli("eval", str(run)).returncode == 0

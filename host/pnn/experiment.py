@@ -24,7 +24,7 @@ from .report import regenerate
 from .store import DataStore
 from .system import PhysicalSystem
 from .train import TrainConfig, accuracy, build, train
-from .twin import Twin, collect, describe, fit
+from .twin import Twin, collect, describe, fit, load_twins, save_twins
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "experiment": {"name": "experiment"},
@@ -97,28 +97,37 @@ def collect_data(config: dict[str, Any], system: PhysicalSystem, run_dir: Path, 
     return store
 
 
-def fit_from_store(config: dict[str, Any], run_dir: Path, *, show_progress: bool = True) -> Twin:
-    """Fit the twin on what run_dir/twin-data holds; saves run_dir/twin.pt."""
+def fit_from_store(config: dict[str, Any], run_dir: Path, *, show_progress: bool = True) -> Twin | dict[str, Twin]:
+    """Fit the twin on what run_dir/twin-data holds (one per board if a pool measured it); saves them."""
     twin_cfg = config["twin"]
     store = DataStore(run_dir / "twin-data")
     drives, responses = (torch.from_numpy(a) for a in store.load())
     if len(drives) < 10:
         raise ExperimentError(f"{run_dir}/twin-data holds {len(drives)} samples; run 'pnn collect' first")
-    twin = fit(drives, responses, seed=config["system"]["seed"], epochs=twin_cfg["epochs"], kind=twin_cfg["kind"],
-               show_progress=show_progress, **{k: twin_cfg[k] for k in ARCH_KEYS.get(twin_cfg["kind"], ())})
-    twin.metadata.update(system=store.meta.get("system"), n_samples=len(drives), seed=config["system"]["seed"])
-    twin.save(run_dir / "twin.pt")
-    return twin
+    sources = store.load_extra("source")
+    groups = {"": slice(None)} if sources is None else {str(s): torch.from_numpy(sources == s) for s in sorted(set(sources))}
+    twins = {}
+    for source, rows in groups.items():
+        twin = fit(drives[rows], responses[rows], seed=config["system"]["seed"], epochs=twin_cfg["epochs"],
+                   kind=twin_cfg["kind"], show_progress=show_progress,
+                   **{k: twin_cfg[k] for k in ARCH_KEYS.get(twin_cfg["kind"], ())})
+        twin.metadata.update(system=store.meta.get("system"), n_samples=len(drives[rows]), source=source,
+                             seed=config["system"]["seed"])
+        twins[source] = twin
+    save_twins(twins, run_dir)
+    return twins[""] if list(twins) == [""] else twins
 
 
-def obtain_twin(config: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True) -> Twin:
-    """The configured twin file, else run_dir's twin.pt, else measure (resuming) and fit one."""
+def obtain_twin(config: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True
+                ) -> Twin | dict[str, Twin]:
+    """The configured twin file, else run_dir's twin(s), else measure (resuming) and fit."""
     if config["twin"]["path"]:
         twin = Twin.load(config["twin"]["path"])
         twin.save(run_dir / "twin.pt")
         return twin
-    if (run_dir / "twin.pt").exists():
-        return Twin.load(run_dir / "twin.pt")
+    existing = load_twins(run_dir)
+    if existing is not None:
+        return existing
     collect_data(config, system, run_dir, show_progress=show_progress)
     return fit_from_store(config, run_dir, show_progress=show_progress)
 
@@ -132,7 +141,7 @@ def evaluate(run_dir: Path, trainer: str = "pat") -> float:
     config = json.loads((run_dir / "config.json").read_text())
     task = load_task(config["task"]["name"], config["task"]["data"])
     system = make_system(config["system"])
-    twin = Twin.load(run_dir / "twin.pt") if trainer != "digital" else None
+    twin = load_twins(run_dir) if trainer != "digital" else None
     checkpoint = torch.load(checkpoint_path, weights_only=True)
     net, _, test_bodies = build(trainer, task, system, twin, TrainConfig(**checkpoint["config"]))  # type: ignore[arg-type]
     net.load_state_dict(checkpoint["state_dict"])
@@ -171,7 +180,7 @@ def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = Tr
         "task": task.name,
         "system": config["system"]["url"] or config["system"]["kind"],
         "depth": cfg.depth,
-        "twin_nrmse": twin.nrmse,
+        "twin_nrmse": twin.nrmse if isinstance(twin, Twin) else max(t.nrmse for t in twin.values()),
         "twin_seconds": twin_seconds,
         "accuracy": {t: r.test_accuracy for t, r in results.items()},
         "seconds": {t: r.seconds for t, r in results.items()},

@@ -10,7 +10,7 @@ import torch
 
 from . import plots
 from .store import DataStore
-from .twin import Twin
+from .twin import load_twins
 
 
 class ReportError(ValueError):
@@ -27,9 +27,16 @@ def regenerate(run_dir: Path) -> list[Path]:
     rows = plots.read_metrics(run_dir)
     if rows:
         written.append(plots.training_curves(rows, run_dir / "training.png", name))
-    if (run_dir / "twin.pt").exists() and (run_dir / "twin-data").exists():
-        twin = Twin.load(run_dir / "twin.pt")
-        drives, measured = DataStore(run_dir / "twin-data").load()
+    twins = load_twins(run_dir)
+    if twins is not None and (run_dir / "twin-data").exists():
+        store = DataStore(run_dir / "twin-data")
+        drives, measured = store.load()
+        if isinstance(twins, dict):  # a pool: show the first board's twin on that board's rows
+            source, twin = next(iter(twins.items()))
+            rows = store.load_extra("source") == source
+            drives, measured = drives[rows], measured[rows]
+        else:
+            twin = twins
         # The last rows were held out of the fit, so this shows the twin on data it never saw.
         drive = torch.from_numpy(drives[-4:])
         with torch.no_grad():

@@ -124,6 +124,13 @@ class DataStore:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
         return np.concatenate([d for d, _ in parts]), np.concatenate([r for _, r in parts])
 
+    def load_extra(self, name: str) -> np.ndarray | None:
+        """An extra per-row array (e.g. which board measured each row), or None if chunks lack it."""
+        parts = [self._read_all(p) for p in self.chunk_paths()]
+        if not parts or any(name not in a for a in parts):
+            return None
+        return np.concatenate([a[name] for a in parts])
+
     def verify(self) -> int:
         """Check every chunk's checksum and sequence; returns the number of samples. Raises StoreError."""
         return sum(len(self._read(p)[0]) for p in self.chunk_paths())

@@ -6,10 +6,13 @@ drive the hardware saw); its held-out NRMSE says how good it is.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -100,9 +103,14 @@ def collect(
         gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
         drive = torch.rand(size, system.n_in, generator=gen)
         with torch.no_grad():
-            response = sum(torch.as_tensor(system(drive), dtype=torch.float32) for _ in range(repeats)) / repeats
+            if hasattr(system, "run_with_sources"):  # a pool: remember which board measured each row
+                response, sources = system.run_with_sources(drive)  # type: ignore[attr-defined]
+                response, extra = torch.as_tensor(response, dtype=torch.float32), {"source": np.array(sources)}
+            else:
+                runs = [torch.as_tensor(system(drive), dtype=torch.float32) for _ in range(repeats)]
+                response, extra = sum(runs) / repeats, {}
         if store is not None:
-            store.append(drive.numpy(), response.numpy())
+            store.append(drive.numpy(), response.numpy(), **extra)
         drives.append(drive)
         responses.append(response)
     return torch.cat(drives)[:n_samples], torch.cat(responses)[:n_samples]
@@ -197,3 +205,22 @@ def fit_twin(
     twin.metadata.update(system=description, n_samples=n_samples, seed=seed, repeats=repeats)
     return twin
 
+
+def save_twins(twins: dict[str, Twin], folder: Path) -> None:
+    """twin.pt for one system; twins/NN.pt plus twins/index.json (board id -> file) for a pool."""
+    if list(twins) == [""]:
+        twins[""].save(folder / "twin.pt")
+        return
+    (folder / "twins").mkdir(exist_ok=True)
+    index = {source: f"{i:02d}.pt" for i, source in enumerate(twins)}
+    for source, twin in twins.items():
+        twin.save(folder / "twins" / index[source])
+    (folder / "twins" / "index.json").write_text(json.dumps(index, indent=1))
+
+
+def load_twins(folder: Path) -> Twin | dict[str, Twin] | None:
+    """What save_twins wrote: a Twin, a dict board id -> Twin, or None if the folder has none."""
+    if (folder / "twins" / "index.json").exists():
+        index = json.loads((folder / "twins" / "index.json").read_text())
+        return {source: Twin.load(folder / "twins" / name) for source, name in index.items()}
+    return Twin.load(folder / "twin.pt") if (folder / "twin.pt").exists() else None
