@@ -6,6 +6,7 @@ in /lib (see firmware/README.md). Hold the board's "boot_skip" pin low at reset 
 at the REPL; otherwise the REPL request (pnn_protocol.messages.repl) brings it back.
 """
 
+import gc
 import sys
 
 from pnn_fw import config
@@ -29,18 +30,22 @@ def main() -> None:
     from pnn_fw.hal import make_hal
     from pnn_fw.loop import ACTION_HARD_RESET, DeviceLoop
 
-    loop = DeviceLoop(board, make_hal(board), config.device_id(board))
-    if board.get("transport", "serial") == "mqtt":
+    mqtt = board.get("transport", "serial") == "mqtt"
+    # Import (compile) the transport before the big buffers exist, then collect the compiler's garbage,
+    # so the buffers come from an unfragmented heap.
+    if mqtt:
         from pnn_fw.mqtt_link import serve_mqtt
         from pnn_fw.wifi import WiFi
-
+    else:
+        from pnn_fw.serial_link import StdioPort, serve
+    gc.collect()
+    loop = DeviceLoop(board, make_hal(board), config.device_id(board))
+    if mqtt:
         wifi = board.get("wifi") or {}
         action = serve_mqtt(
             loop, config.mqtt_settings(board), WiFi(wifi.get("ssid", ""), wifi.get("password", ""))
         )
     else:
-        from pnn_fw.serial_link import StdioPort, serve
-
         port = StdioPort()
         try:
             action = serve(port, loop)

@@ -183,7 +183,7 @@ class SimSerial:
         fd: host side (the pty master), raw; None when a cable owns it.
         path: the slave path the firmware opened.
         host_path: with cable=True, the path a host program opens instead of using fd.
-        proc: the micropython process. log: its stderr file.
+        proc: the micropython process. log: its stderr + stdout file.
     """
 
     fd: int | None
@@ -230,13 +230,17 @@ def _micropython() -> str:
 def _start(args: list[str], log: Path, ready: str, heapsize: str) -> subprocess.Popen:
     """Start run.py with `args`, wait for `ready` in its stderr; fail the test with its stderr otherwise."""
     with open(log, "wb") as f:
+        # stdout too: MicroPython prints uncaught tracebacks there
         proc = subprocess.Popen([_micropython(), "-X", f"heapsize={heapsize}", str(RUN_PY), *args],
-                                stdout=subprocess.DEVNULL, stderr=f)  # fmt: skip
+                                stdout=f, stderr=f)  # fmt: skip
     deadline = time.monotonic() + START_TIMEOUT
     while ready not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
             _kill(proc)
-            pytest.fail(f"firmware did not start ({' '.join(args)}):\n{log.read_text(errors='replace')}")
+            pytest.fail(
+                f"firmware did not start ({' '.join(args)}), exit {proc.returncode}:\n"
+                f"{log.read_text(errors='replace')}"
+            )
         time.sleep(0.02)
     return proc
 

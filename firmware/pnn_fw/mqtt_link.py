@@ -3,6 +3,7 @@ online/offline status on pnn/<id>/status with "offline" as the last will. Reconn
 backoff (re-joining Wi-Fi first on boards) and keeps the device loop, RESULT cache included, across them.
 """
 
+import gc
 import sys
 import time
 
@@ -32,6 +33,7 @@ def serve_mqtt(loop, settings: dict, wifi=None) -> str:
     """
     req, resp, status = topics(settings["id"])
     req_b = req.encode()
+    gc.collect()  # the client's buffer is as big as a frame: give it an unfragmented heap
     client = MQTTClient(
         settings["id"],
         settings["host"],

@@ -8,6 +8,7 @@ Same device loop, runner and transports as on a board; the sim HAL (board "hal":
 DAC, circuit and ADC. Exits 0 after a REPL request, 1 when the serial peer hangs up, 2 on bad arguments.
 """
 
+import gc
 import sys
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -77,10 +78,15 @@ def main() -> int:
     if "id" in opts:
         board["id"] = opts["id"]
         board.setdefault("mqtt", {})["id"] = opts["id"]
-    loop = DeviceLoop(board, make_hal(board), config.device_id(board))
+    # Import (compile) the transport before the big buffers exist, and collect the compiler's garbage,
+    # so the buffers come from an unfragmented heap (256 KiB in the tests, as on a board).
     if "serial" in opts:
         from pnn_fw.serial_link import PortClosed, PtyPort, serve
-
+    else:
+        from pnn_fw.mqtt_link import serve_mqtt
+    gc.collect()
+    loop = DeviceLoop(board, make_hal(board), config.device_id(board))
+    if "serial" in opts:
         port = PtyPort(opts["serial"])
         print("pnn sim: serving %s on %s" % (loop.device_id, opts["serial"]), file=sys.stderr)
         try:
@@ -91,8 +97,6 @@ def main() -> int:
         finally:
             port.close()
     else:
-        from pnn_fw.mqtt_link import serve_mqtt
-
         m = board.get("mqtt") or {}
         settings = {
             "host": opts["host"],
