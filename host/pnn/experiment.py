@@ -195,8 +195,8 @@ def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = Tr
 
 def summary_table(summaries: list[dict[str, Any]], title: str = "physical network, test accuracy on the system") -> Table:
     table = Table(title=title)
-    for column in ("experiment", "task", "depth", "twin NRMSE", "digital", "in-silico", "PAT", "PAT - in-silico", "time (s)"):
-        table.add_column(column, justify="left" if column in ("experiment", "task") else "right")
+    for column in ("experiment", "layers", "twin NRMSE", "digital", "in-silico", "PAT", "PAT-silico", "time s"):
+        table.add_column(column, justify="left" if column == "experiment" else "right", no_wrap=True)
 
     def pct(s: dict, key: str) -> str:
         value = s["accuracy"].get(key)
@@ -205,7 +205,7 @@ def summary_table(summaries: list[dict[str, Any]], title: str = "physical networ
     for s in summaries:
         acc = s["accuracy"]
         gap = f"{100 * (acc['pat'] - acc['in-silico']):+.1f}" if {"pat", "in-silico"} <= set(acc) else "-"
-        table.add_row(s["name"], s["task"], str(s["depth"]), f"{s['twin_nrmse']:.3f}", pct(s, "digital"),
+        table.add_row(s["name"], str(s["depth"]), f"{s['twin_nrmse']:.3f}", pct(s, "digital"),
                       pct(s, "in-silico"), pct(s, "pat"), gap, f"{s['total_seconds']:.0f}")
     return table
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only: runs on machines with no screen
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,6 +37,7 @@ def training_curves(rows: Sequence[dict], path: Path, title: str = "") -> Path:
     ax_acc.set(xlabel="epoch", ylabel="test accuracy on the system (%)", title="accuracy")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss", yscale="log")
     for ax in (ax_acc, ax_loss):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)
@@ -53,7 +55,7 @@ def twin_vs_measurement(pairs: np.ndarray, path: Path, nrmse: float, title: str 
         ax.grid(alpha=0.3)
     axes[0, 0].legend(loc="upper right")
     axes[-1, 0].set_xlabel("output bin")
-    fig.suptitle(f"{title}  twin vs measurement on fresh drives (held-out NRMSE {nrmse:.3f})")
+    fig.suptitle(f"{title}  twin vs measurement on held-out drives (NRMSE {nrmse:.3f})")
     return _save(fig, path)
 
 
