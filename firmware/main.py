@@ -22,30 +22,36 @@ def _boot_skip(board: dict) -> bool:
     return Pin(pin, Pin.IN, Pin.PULL_UP).value() == 0
 
 
+def _make_loop(board: dict):
+    """The device loop, its buffers allocated from a freshly collected (unfragmented) heap."""
+    from pnn_fw.hal import make_hal
+    from pnn_fw.loop import DeviceLoop
+
+    gc.collect()
+    return DeviceLoop(board, make_hal(board), config.device_id(board))
+
+
 def main() -> None:
     board = config.load_board("board.json", "secrets.json")  # the board starts in /
     if _boot_skip(board):
         print("pnn: boot_skip pin held low; staying at the REPL")
         return
-    from pnn_fw.hal import make_hal
-    from pnn_fw.loop import ACTION_HARD_RESET, DeviceLoop
+    from pnn_fw.loop import ACTION_HARD_RESET
 
-    mqtt = board.get("transport", "serial") == "mqtt"
-    # Import (compile) the transport before the big buffers exist, then collect the compiler's garbage,
-    # so the buffers come from an unfragmented heap.
-    if mqtt:
+    # Each branch imports (compiles) its transport before _make_loop allocates the big buffers.
+    if board.get("transport", "serial") == "mqtt":
         from pnn_fw.mqtt_link import serve_mqtt
         from pnn_fw.wifi import WiFi
-    else:
-        from pnn_fw.serial_link import StdioPort, serve
-    gc.collect()
-    loop = DeviceLoop(board, make_hal(board), config.device_id(board))
-    if mqtt:
+
+        loop = _make_loop(board)
         wifi = board.get("wifi") or {}
         action = serve_mqtt(
             loop, config.mqtt_settings(board), WiFi(wifi.get("ssid", ""), wifi.get("password", ""))
         )
     else:
+        from pnn_fw.serial_link import StdioPort, serve
+
+        loop = _make_loop(board)
         port = StdioPort()
         try:
             action = serve(port, loop)

@@ -99,6 +99,8 @@ class DeviceLoop:
                 m = unpackb(payload)
             except DecodeError as e:
                 raise ProtocolError(errors.BAD_PAYLOAD, str(e))
+            if not isinstance(m, dict):  # (check_request says so too; this narrows the type)
+                raise ProtocolError(errors.BAD_PAYLOAD, "payload is not a msgpack map")
             t, req_id = messages.check_request(m)
             if t == messages.RUN:
                 return self._run(m, req_id)

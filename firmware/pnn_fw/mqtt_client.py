@@ -8,18 +8,7 @@ socket write; TCP_NODELAY is set so a reply is not held back by Nagle's algorith
 import select
 import socket
 import struct
-import time
-
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:  # CPython (tests of the packet code): plain monotonic milliseconds
-
-    def ticks_ms():
-        return int(time.monotonic() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
+from time import ticks_diff, ticks_ms
 
 CONNECT = 0x10
 CONNACK = 0x20
@@ -83,7 +72,7 @@ class MQTTClient:
         self.buf = bytearray(max_payload + 256)
         self.mv = memoryview(self.buf)
         self.sock = None
-        self._poller = None
+        self._poller = select.poll()
         self._pid = 0
         self._last_tx = 0
         self._last_rx = 0
@@ -267,7 +256,10 @@ class MQTTClient:
     def _read_exact(self, pos, n):
         if n == 0:
             return
-        got = self.sock.readinto(self.mv[pos : pos + n])
+        s = self.sock
+        if s is None:
+            raise MQTTError("not connected")
+        got = s.readinto(self.mv[pos : pos + n])
         if got != n:
             raise MQTTError("connection closed by the broker")
 
@@ -279,5 +271,8 @@ class MQTTClient:
             n -= k
 
     def _send(self, n):
-        self.sock.write(self.mv[:n])
+        s = self.sock
+        if s is None:
+            raise MQTTError("not connected")
+        s.write(self.mv[:n])
         self._last_tx = ticks_ms()
