@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated subset of " + ",".join(TARGETS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=140)
     summaries = []
     for name, config in configs(args.vowels, args.quick).items():
         if name not in args.only.split(","):

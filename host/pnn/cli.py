@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -160,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console(soft_wrap=True)  # long paths stay on one line, greppable
+    # Long paths stay on one line (greppable); tables get 120 columns when stdout is not a terminal.
+    console = Console(soft_wrap=True, width=shutil.get_terminal_size((120, 24)).columns)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
