@@ -31,9 +31,9 @@ class HermiteTable:
         coef = self._coef.get(x.dtype)
         if coef is None:
             coef = self._coef[x.dtype] = self._coef64.to(x.dtype)
-        s = ((x - self.x0) / self.dx).clamp(0.0, self.n - 1.0)
-        i = s.detach().floor().clamp_(max=self.n - 2).long()
-        return coef[i], s - i
+        s = torch.clamp((x - self.x0) * (1.0 / self.dx), 0.0, self.n - 1.0)
+        cell = torch.clamp(s.detach().floor(), max=self.n - 2.0)
+        return torch.index_select(coef, 0, cell.long().flatten()).view(*x.shape, 4), s - cell
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         c, t = self._cell(x)
