@@ -252,3 +252,13 @@ def test_optical_phase_encoding() -> None:
     torch.testing.assert_close(phase(torch.zeros(1, 32)), phase(torch.ones(1, 32)), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="encoding"):
         Optical(n_in=32, encoding="polarisation")
+
+
+def test_drift_is_a_smooth_walk_of_the_stated_size() -> None:
+    from pnn.physics._noise import NoiseStream
+
+    stream = NoiseStream(Noise(drift=0.01), seed=0)
+    d = np.concatenate([stream.drift(1000).numpy() for _ in range(100)])
+    assert 0.006 < np.std(d[1000:] - d[:-1000]) < 0.013  # ~1% per 1,000 examples
+    assert np.std(np.diff(d)) < 1e-4  # smooth from one example to the next
+    assert NoiseStream(Noise.off(), seed=0).drift(10) is None
