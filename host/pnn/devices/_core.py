@@ -134,7 +134,7 @@ class AsyncDevice:
         backoff, first = _BACKOFF[0], True
         while not self._closing:
             self._broken = asyncio.Event()
-            tasks = [asyncio.ensure_future(self._broken.wait())]
+            tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._broken.wait())]
             try:
                 await self.transport.open()
                 tasks.append(asyncio.ensure_future(self._read()))
@@ -165,6 +165,8 @@ class AsyncDevice:
                     self._fatal = ConnectionError(str(e))
                 self._last_error = e
             except (LinkDown, OSError, TimeoutError) as e:
+                self._last_error = e
+            except Exception as e:  # noqa: BLE001 - anything else a link throws: keep the reason, retry
                 self._last_error = e
             finally:
                 self._connected.clear()

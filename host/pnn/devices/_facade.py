@@ -38,7 +38,7 @@ def _as_drive(drive: Any, n_in: int) -> np.ndarray:
 class _SyncSystem:
     """What Device and DevicePool share: tensors in and out, futures, recording, closing."""
 
-    aio: AsyncDevice | AsyncPool
+    aio: Any  # AsyncDevice or AsyncPool: narrowed in the subclasses
     n_in: int
     n_out: int
 
@@ -98,6 +98,8 @@ class Device(_SyncSystem):
         aio: the asyncio client, for code that runs its own event loop.
     """
 
+    aio: AsyncDevice
+
     def __init__(self, aio: AsyncDevice, store: Any = None) -> None:
         super().__init__(store)
         self.aio = aio
@@ -136,6 +138,8 @@ class DevicePool(_SyncSystem):
         patience: seconds a batch waits for a board to come back when every board is down
             (default: the longest `reconnect` of the URLs).
     """
+
+    aio: AsyncPool
 
     def __init__(self, devices: Sequence[Device | str], store: Any = None, patience: float | None = None) -> None:
         super().__init__(store)

@@ -105,7 +105,10 @@ class SimBoard:
 
     def _measure(self, x: torch.Tensor, oversample: int) -> torch.Tensor:
         """Readout [batch, n_drive] in full-scale units; oversampling averages repeated reads."""
-        return sum(self.physics(x) for _ in range(oversample)) / oversample
+        total = self.physics(x)
+        for _ in range(oversample - 1):
+            total = total + self.physics(x)
+        return total / oversample
 
     async def _run(self, msg: dict[str, Any], rid: int, arrived: float) -> dict[str, Any]:
         if rid in self._cache:

@@ -71,7 +71,7 @@ async def serve(host: str, port: int, boards: dict[str, str], prefix: str = "pnn
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pnn.devices._simserve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pnn.devices._simserve", description="Serve simulated boards over MQTT.")
     parser.add_argument("--mqtt", required=True, metavar="HOST:PORT")
     parser.add_argument("--board", action="append", required=True, metavar="ID=SIM_URL")
     parser.add_argument("--prefix", default="pnn")

@@ -16,7 +16,9 @@ from pnn_protocol.errors import ProtocolError
 
 def encode(msg: dict[str, Any]) -> bytes:
     """A message's payload bytes (keys sorted, as SPEC section 2 asks)."""
-    return msgpack.packb(dict(sorted(msg.items())), use_bin_type=True)
+    payload = msgpack.packb(dict(sorted(msg.items())), use_bin_type=True)
+    assert payload is not None  # packb returns bytes unless given a stream
+    return payload
 
 
 def decode(payload: bytes | bytearray | memoryview) -> dict[str, Any]:
