@@ -41,10 +41,11 @@ def test_pat_evaluates_on_the_system_not_the_twin(setup):
 
 def test_concat_encoder_and_bad_trainer(setup):
     task, _, _ = setup
-    system = LeakyTanh(96, gain=3.0, n_out=32)
-    twin = fit_twin(system, 300, epochs=5, hidden=(32,), show_progress=False)
-    result = train("pat", task, system, twin, TrainConfig(depth=2, epochs=2, encoder="concat"), show_progress=False)
-    assert result.test_accuracy > 0.3
+    system = LeakyTanh(96, gain=0.5, n_out=32)
+    twin = fit_twin(system, 300, epochs=20, hidden=(32,), show_progress=False)
+    result = train("pat", task, system, twin, TrainConfig(depth=1, epochs=3, encoder="concat"), show_progress=False)
+    assert result.test_accuracy > 0.4
+    assert result.net.encoders[0].theta.shape == (32,)  # 64 data bins + 32 trainable parameter bins
     with pytest.raises(ValueError, match="unknown trainer"):
         train("magic", task, system, twin)  # type: ignore[arg-type]
 
