@@ -7,7 +7,9 @@ reconnects keep running between calls, and many boards are served concurrently b
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -58,3 +60,19 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     except BaseException:
         future.cancel()  # e.g. KeyboardInterrupt: stop the work rather than leave it running
         raise
+
+
+async def _cancel_all() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@atexit.register
+def _shutdown() -> None:
+    """At exit, cancel what still runs (links of devices nobody closed) so nothing dies half-way."""
+    if _loop is not None and _loop.is_running():
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_all(), _loop).result(2.0)
+        _loop.call_soon_threadsafe(_loop.stop)
