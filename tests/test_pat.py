@@ -105,3 +105,27 @@ def test_outside_system_satisfies_protocol_and_works_in_sequential():
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Sigmoid(), PhysicalLayer(system, Exact(system)), torch.nn.Linear(8, 2))
     model(torch.rand(5, 4)).sum().backward()
     assert model[0].weight.grad is not None and model[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["electronic", "mechanical", "optical"])
+def test_pat_equals_backprop_through_each_simulated_system_when_the_twin_is_exact(kind):
+    from pnn.physics import Electronic, Mechanical, Noise, Optical
+
+    cls = {"electronic": Electronic, "mechanical": Mechanical, "optical": Optical}[kind]
+    system = cls(n_in=16, n_out=8, seed=2, noise=Noise.off())
+
+    class Ideal(torch.nn.Module):
+        def forward(self, drive):
+            return system.ideal(drive)
+
+    w = torch.nn.Parameter(torch.rand(16, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) + 0.5)
+    x = torch.rand(4, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    target = torch.rand(4, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def loss(layer):
+        return (layer(torch.clamp(w * x * 0.6 + 0.2, 0, 1)) - target).pow(2).sum()
+
+    (pat,) = torch.autograd.grad(loss(PhysicalLayer(system, Ideal())), w)
+    (true,) = torch.autograd.grad(loss(Ideal()), w)
+    assert true.abs().sum() > 0
+    torch.testing.assert_close(pat, true, rtol=1e-4, atol=1e-6)  # forward is float32 measurement
