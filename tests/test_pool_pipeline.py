@@ -41,11 +41,13 @@ def test_fit_twins_gives_each_board_a_twin_from_its_own_rows(pool, twins) -> Non
     assert any(not torch.equal(a[k], b[k]) for k in a), "two boards, two different twins"
 
 
-def test_pipeline_zero_is_exactly_plain_pat(task, twins) -> None:
+@pytest.mark.parametrize("micro_batches", [1, 2])
+def test_pipeline_zero_is_exactly_plain_pat(task, twins, micro_batches: int) -> None:
     with connect(BOARD.format(seed=1)) as board:  # one deterministic board: both trainers see the same numbers
         twin = twins[next(iter(twins))]
         plain = train("pat", task, board, twin, CFG, show_progress=False)
-        piped = train_pipelined(task, board, twin, CFG, PipelineConfig(pipeline=0), show_progress=False)
+        pcfg = PipelineConfig(pipeline=0, micro_batches=micro_batches)
+        piped = train_pipelined(task, board, twin, CFG, pcfg, show_progress=False)
     for (name, a), (_, b) in zip(plain.net.state_dict().items(), piped.net.state_dict().items(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
     assert [r["test_accuracy"] for r in plain.history] == [r["test_accuracy"] for r in piped.history]
@@ -54,7 +56,8 @@ def test_pipeline_zero_is_exactly_plain_pat(task, twins) -> None:
 
 def test_pipeline_one_runs_one_step_stale_and_stores_every_pair(task, pool, twins, tmp_path) -> None:
     store = DataStore(tmp_path / "pairs")
-    result = train_pipelined(task, pool, twins, CFG, PipelineConfig(pipeline=1), store=store, show_progress=False)
+    pcfg = PipelineConfig(pipeline=1, micro_batches=2)
+    result = train_pipelined(task, pool, twins, CFG, pcfg, store=store, show_progress=False)
     assert [r["max_staleness"] for r in result.history] == [1, 1]
     assert all(0 < r["busy"] for r in result.history)
     assert store.verify() == CFG.epochs * len(task.x_train) * CFG.depth  # each layer of each step, once
@@ -64,6 +67,8 @@ def test_pipeline_one_runs_one_step_stale_and_stores_every_pair(task, pool, twin
 def test_bad_pipeline_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="pipeline must be >= 0"):
         PipelineConfig(pipeline=-1)
+    with pytest.raises(ValueError, match="micro_batches must be >= 1"):
+        PipelineConfig(micro_batches=0)
 
 
 def test_online_refinement_moves_a_twin_towards_its_board(pool) -> None:

@@ -50,6 +50,8 @@ class PipelineConfig:
         refine_lr: learning rate of the refinement (small: the twin should move, not jump).
         refine_window: most recent pairs per board that a refinement learns from.
         refine_batch: pairs per refinement step.
+        micro_batches: cut each batch's hardware pass into this many concurrent micro-batches, so
+            the boards need not wait at layer boundaries (1: off).
     """
 
     pipeline: int = 1
@@ -58,8 +60,11 @@ class PipelineConfig:
     refine_lr: float = 3e-4
     refine_window: int = 4096
     refine_batch: int = 128
+    micro_batches: int = 1
 
     def __post_init__(self) -> None:
+        if self.micro_batches < 1:
+            raise ValueError(f"PipelineConfig.micro_batches must be >= 1, got {self.micro_batches}")
         for name in ("pipeline", "refine_every", "refine_steps", "refine_window", "refine_batch"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PipelineConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -207,11 +212,30 @@ def _busy_seconds(system: PhysicalSystem) -> tuple[float, int] | None:
     return sum(float(d["busy_s"]) for d in per_device), len(per_device)
 
 
-def _forward_on_hardware(snap: PhysicalNet, system: PhysicalSystem, x: torch.Tensor, step: int) -> _Trace:
-    trace = _Trace(launched_at_step=step)
-    with torch.no_grad():
-        snap.use([_Recording(system, trace)] * len(snap.encoders))(x)
-    return trace
+def _forward_on_hardware(snap: PhysicalNet, system: PhysicalSystem, x: torch.Tensor, step: int,
+                         workers: concurrent.futures.ThreadPoolExecutor | None, parts: int = 1) -> _Trace:
+    """The physical forward pass of one batch on a parameter snapshot, recorded layer by layer.
+
+    With `workers`, the batch is cut into `parts` micro-batches whose layer chains run at once:
+    while one waits between layers (reply, encoder, next request), the others keep the boards busy.
+    Every encoder and standardiser works row by row, so the merged trace is the batch's own.
+    """
+
+    def chain(part: torch.Tensor) -> _Trace:
+        trace = _Trace(launched_at_step=step)
+        view = copy.copy(snap)  # its own layer bodies, the snapshot's parameters
+        with torch.no_grad():
+            view.use([_Recording(system, trace)] * len(snap.encoders))(part)
+        return trace
+
+    if workers is None or parts == 1:
+        return chain(x)
+    traces = list(workers.map(chain, x.tensor_split(parts)))
+    merged = _Trace(launched_at_step=step)
+    for layer in zip(*(t.layers for t in traces), strict=True):
+        merged.layers.append((torch.cat([d for d, _, _ in layer]), torch.cat([r for _, r, _ in layer]),
+                              [s for _, _, src in layer for s in src]))
+    return merged
 
 
 def train_pipelined(
@@ -248,6 +272,8 @@ def train_pipelined(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
     gen, refine_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
     hardware = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnn-hardware")
+    micro = (concurrent.futures.ThreadPoolExecutor(pcfg.micro_batches, thread_name_prefix="pnn-micro")
+             if pcfg.micro_batches > 1 else None)
     result, step, start = Result("pat", math.nan, 0.0, net=net), 0, time.perf_counter()
     metrics = _open_metrics(run_dir)
     try:
@@ -260,7 +286,8 @@ def train_pipelined(
                 while len(in_flight) <= pcfg.pipeline and k + len(in_flight) < len(batches):
                     snap = _snapshot(net)
                     x_next = task.x_train[batches[k + len(in_flight)]]
-                    in_flight.append((snap, hardware.submit(_forward_on_hardware, snap, system, x_next, step)))
+                    in_flight.append((snap, hardware.submit(_forward_on_hardware, snap, system, x_next, step, micro,
+                                                              pcfg.micro_batches)))
                 snap, future = in_flight.popleft()
                 trace = future.result()
                 staleness = max(staleness, step - trace.launched_at_step)
@@ -299,6 +326,8 @@ def train_pipelined(
             _write_metrics(metrics, row, run_dir, cfg, net, epoch)
     finally:
         hardware.shutdown(wait=True, cancel_futures=True)
+        if micro is not None:
+            micro.shutdown(wait=True)
         if recorder is not None:
             recorder.close()
         if metrics is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -69,8 +70,12 @@ class SimBoard:
         self._free_at = 0.0  # when the board's own timeline is next idle (monotonic seconds)
         self.runs = 0  # RUNs actually executed (cache hits excluded)
 
-    async def handle(self, msg: Any, arrived: float) -> dict[str, Any] | None:
-        """The reply to one request, after the time the board would take."""
+    async def answer(self, msg: Any, arrived: float) -> tuple[float, dict[str, Any] | None]:
+        """The reply to one request (None: the simulated link lost it) and when it may leave the board.
+
+        Requests are answered in arrival order; a RUN's reply leaves when the board's own timeline
+        finishes it, anything else after the work queued before it (as the firmware serves them).
+        """
         try:
             t, rid = messages.check_request(msg)
             if t == messages.RUN:
@@ -91,9 +96,10 @@ class SimBoard:
                 raise ProtocolError(errors.UNSUPPORTED, "the in-process simulator has no REPL", rid)
         except ProtocolError as e:
             reply = messages.error(e.req_id, e.code, e.msg)
+        leaves = max(time.monotonic(), self._free_at) if self.realtime else time.monotonic()
         if self.url["drop"] and self._rng.random() < self.url["drop"]:
-            return None  # the simulated link lost it; the host's retry (same id) recovers
-        return reply
+            return leaves, None  # the simulated link lost it; the host's retry (same id) recovers
+        return leaves, reply
 
     def _config(self, msg: dict[str, Any], rid: int) -> dict[str, Any]:
         settings = msg.get("set") or {}
@@ -127,8 +133,7 @@ class SimBoard:
         adc = torch.round(readout.clamp(0, 1) * top)  # each tick's reading is a code
         bins = [adc[:, i * n_drive // n_out : (i + 1) * n_drive // n_out].mean(1) for i in range(n_out)]
         resp = torch.round(torch.stack(bins, 1)).numpy().astype("<u2")
-        if self.realtime:
-            await asyncio.sleep(self._free_at - time.monotonic())
+        if self.realtime:  # the reply waits for the board's timeline (see answer)
             period_us = round(1e6 / rate)
         else:  # as fast as the host computes: report the period it really took
             period_us = round(1e6 * (time.monotonic() - started) / (batch * (settle + n_drive)))
@@ -138,6 +143,30 @@ class SimBoard:
         if len(self._cache) > CACHE:
             self._cache.popitem(last=False)
         return reply
+
+
+async def serve_in_order(board: SimBoard, inbox: asyncio.Queue, deliver: Callable[[dict[str, Any]], Awaitable[None]]
+                         ) -> None:
+    """A board's loop: compute each request as soon as it arrives (in order), deliver each reply when
+    the board would have finished it (in order). Computing ahead keeps the host's simulation work
+    off the board's timeline, as if the physics ran in the hardware."""
+    timed: asyncio.Queue[tuple[float, dict[str, Any] | None]] = asyncio.Queue()
+
+    async def release() -> None:
+        while True:
+            leaves, reply = await timed.get()
+            if leaves > time.monotonic():
+                await asyncio.sleep(leaves - time.monotonic())
+            if reply is not None:
+                await deliver(reply)
+
+    releaser = asyncio.ensure_future(release())
+    try:
+        while True:
+            arrived, msg = await inbox.get()
+            timed.put_nowait(await board.answer(msg, arrived))
+    finally:
+        releaser.cancel()
 
 
 class SimTransport(Transport):
@@ -160,11 +189,10 @@ class SimTransport(Transport):
         self._server = asyncio.ensure_future(self._serve(self.board, self._inbox, self._outbox))
 
     async def _serve(self, board: SimBoard, inbox: asyncio.Queue, outbox: asyncio.Queue) -> None:
-        while True:  # a board serves its requests one after another, in arrival order
-            arrived, msg = await inbox.get()
-            reply = await board.handle(msg, arrived)
-            if reply is not None:
-                outbox.put_nowait(reply)
+        async def deliver(reply: dict[str, Any]) -> None:
+            outbox.put_nowait(reply)
+
+        await serve_in_order(board, inbox, deliver)
 
     async def send(self, msg: dict[str, Any]) -> None:
         if self._inbox is None:

@@ -18,11 +18,9 @@ import time
 import aiomqtt
 import msgpack
 
-from pnn_protocol import errors, messages
-
 from . import _wire
 from ._mqtt import topics
-from ._sim import SimBoard
+from ._sim import SimBoard, serve_in_order
 from ._url import parse_url
 
 
@@ -52,16 +50,25 @@ async def serve_board(host: str, port: int, device: str, board: SimBoard, prefix
 
 async def _work(client: aiomqtt.Client, board: SimBoard, topic: str, inbox: asyncio.Queue) -> None:
     """The board's one thread of work: requests in arrival order, each answered on the response topic."""
-    while True:
-        arrived, payload = await inbox.get()
-        try:
-            msg = msgpack.unpackb(payload, raw=False)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError):
-            reply = messages.error(None, errors.BAD_PAYLOAD, "not a msgpack message")
-        else:
-            reply = await board.handle(msg, arrived)
-        if reply is not None:
-            await client.publish(topic, _wire.encode(reply), qos=0)
+    decoded: asyncio.Queue = asyncio.Queue()
+
+    async def decode() -> None:
+        while True:
+            arrived, payload = await inbox.get()
+            try:
+                msg = msgpack.unpackb(payload, raw=False)
+            except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError):
+                msg = None  # answered below with BAD_PAYLOAD by the board's own checks
+            decoded.put_nowait((arrived, msg))
+
+    async def deliver(reply: dict) -> None:
+        await client.publish(topic, _wire.encode(reply), qos=0)
+
+    decoder = asyncio.ensure_future(decode())
+    try:
+        await serve_in_order(board, decoded, deliver)
+    finally:
+        decoder.cancel()
 
 
 async def serve(host: str, port: int, boards: dict[str, str], prefix: str = "pnn") -> None:
