@@ -115,6 +115,218 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# -- boards: flash, devices, calibrate -----------------------------------------------------------
+
+
+def _boards_hint() -> str:
+    from .flash import board_names
+
+    return "|".join(n for n in board_names() if n != "sim")
+
+
+def _serial_problem(path: str) -> str:
+    """What answers on a serial port that did not answer HELLO as pnn firmware, and how to mend it."""
+    from .flash import knock
+
+    k = knock(path, timeout=0.5)  # NoAnswer (no such port, no permission) propagates with its own fix
+    flash = f"pnn flash {path} --board {_boards_hint()}"
+    if k.kind == "repl":
+        return f"{path} answers like a bare MicroPython REPL, not the pnn firmware: flash it with `{flash}`"
+    if k.kind == "silent":
+        return (f"no answer to HELLO on {path}: is the board flashed with pnn firmware? run `{flash}` "
+                "(and check it is the board's port: `pnn devices`)")  # fmt: skip
+    if k.kind == "version":
+        return f"{path} runs {k.describe()}: {_version_fix(flash)}"
+    if k.kind == "garbage":
+        return (f"{path} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the board's port, "
+                "and the baud rate right (URL ?baud=N for a UART adapter)?")  # fmt: skip
+    return f"{path} answers HELLO now ({k.describe()}); it was busy or resetting: try again"
+
+
+def _version_fix(flash: str) -> str:
+    return f"flash the firmware of this pnn version with `{flash}`, or install the pnn version that matches the board"
+
+
+def _mqtt_problem(host: str, port: int, device: str | None) -> str:
+    """Is the broker there at all? Then the board is the problem."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as e:
+        return (f"cannot reach the MQTT broker at {host}:{port} ({e.strerror or e}): is mosquitto running there, "
+                "and are the host and port right?")  # fmt: skip
+    if device is None:
+        return f"no pnn board has reported to the broker {host}:{port}: are the boards powered and on Wi-Fi?"
+    return (f"board {device!r} does not answer through the broker {host}:{port}: is it powered, on Wi-Fi and "
+            f"flashed with mqtt.id {device!r}? (`pnn devices --mqtt {host}:{port}` lists the boards online)")
+
+
+def _explain(url: str, error: Exception) -> str:
+    """One line for a board that could not be reached at `url`: what is wrong and how to mend it."""
+    from .devices._url import parse_url
+
+    u = parse_url(url)
+    if "speaks protocol" in str(error) or "protocol version" in str(error):
+        where, port = (u.target, u.target) if u.scheme == "serial" else (url.split("?")[0], "PORT")
+        return f"{where}: {error}; {_version_fix(f'pnn flash {port} --board {_boards_hint()}')}"
+    if u.scheme == "serial":
+        return _serial_problem(u.target)
+    if u.scheme == "mqtt":
+        return _mqtt_problem(u.host, u.port, u.target)
+    return str(error)
+
+
+def cmd_flash(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from . import flash
+
+    board_path = flash.board_file(args.board)
+    board = flash.read_board(board_path)
+    files = flash.plan(board_path, Path(args.secrets) if args.secrets else None)
+    port = args.port
+    if args.dry_run:
+        console.print(f"pnn flash --dry-run: {len(files)} files for {port} (board file {board_path}); nothing is touched")
+        for c in files:
+            console.print(f"  {c.src} -> :{c.dst}")
+        console.print(f"then: mkdir {' '.join(':' + d for d in flash.folders(files))}; after a check that the board "
+                      f"fits {board_path.name}; then {'no reset' if args.no_reset else 'a reset'}")  # fmt: skip
+        return 0
+    with console.status(f"asking {port} what it runs"):
+        found = flash.knock(port)
+    if found.kind in ("pnn", "version"):
+        console.print(f"{port}: {found.describe()}; asking it to leave the binary protocol for the REPL")
+        if not flash.leave_protocol(port):
+            raise flash.FlashError(f"{port} runs pnn firmware but did not return to the REPL: hold the board's "
+                                   "boot_skip pin low while resetting it (firmware/README.md), then flash again")
+    elif found.kind == "silent":
+        raise flash.NoAnswer(f"nothing answers on {port}, neither pnn firmware nor a MicroPython REPL: is MicroPython "
+                             "on the board (hardware/first-run.md, step 2) and is this its port (`pnn devices`)?")
+    elif found.kind == "garbage":
+        raise flash.NoAnswer(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
+                             "board's port, and is MicroPython on it (hardware/first-run.md, step 2)?")
+    platform, machine = flash.identify(port)
+    flash.check_board(board, platform, machine)
+    console.print(f"{port}: {machine} fits {board_path.name}")
+    columns = (TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("", total=len(files))
+        done = [0]
+
+        def started(dst: str) -> None:
+            progress.update(task, completed=done[0], description=dst)
+            done[0] += 1
+
+        flash.copy(port, files, started)
+        progress.update(task, completed=len(files), description="done")
+    if args.no_reset:
+        console.print(f"copied {len(files)} files; the board stays at the REPL (reset it to start the firmware)")
+        return 0
+    flash.restart(port, platform)
+    with console.status("waiting for the firmware to answer HELLO"):
+        running = flash.wait_for_firmware(port)
+    if running.kind == "pnn":
+        console.print(f"{port}: {running.describe()} answers HELLO. Next: pnn devices --serial {port}; "
+                      f"pnn calibrate serial://{port}")  # fmt: skip
+        return 0
+    if running.kind == "repl":
+        why = flash.startup_error(port)
+        raise flash.FlashError(f"the firmware did not start on {port}" + (f" ({why})" if why else "") +
+                               f"; see the board's output with `mpremote connect {port} repl`")  # fmt: skip
+    raise flash.NoAnswer(f"copied, but {port} does not answer HELLO after the reset ({running.describe()}): "
+                         f"reset the board by hand, then check it with `pnn devices --serial {port}`")
+
+
+def _broker_url(text: str) -> str:
+    """HOST:PORT or mqtt://[user:password@]HOST:PORT -> the URL list_devices takes."""
+    from urllib.parse import urlsplit
+
+    url = text if "://" in text else f"mqtt://{text}"
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "mqtt" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise UsageError(f"--mqtt {text!r}: give the broker as HOST:PORT, e.g. --mqtt 192.168.1.10:1883")
+    return url
+
+
+def _row_problem(row: dict) -> str:
+    """Why a `pnn devices` row is not online, and how to mend it (one phrase)."""
+    from urllib.parse import urlsplit
+
+    from .flash import NoAnswer
+
+    url, error = row["url"], row.get("error", "")
+    parts = urlsplit(url)
+    if row["status"] == "broker unreachable":
+        return _mqtt_problem(parts.hostname or "", parts.port or 1883, None)
+    if "speaks protocol" in error or "protocol version" in error:
+        port = parts.path if parts.scheme == "serial" else "PORT"
+        return f"{url}: {error}; {_version_fix(f'pnn flash {port} --board {_boards_hint()}')}"
+    if parts.scheme == "serial":
+        try:
+            return _serial_problem(parts.path)
+        except NoAnswer as e:
+            return str(e)
+    if row["status"] != "no answer":
+        return f"{url} is {row['status']} (its last word to the broker): power it up and check its Wi-Fi"
+    return _mqtt_problem(parts.hostname or "", parts.port or 1883, parts.path.strip("/"))
+
+
+def cmd_devices(args: argparse.Namespace, console: Console) -> int:
+    from .devices import list_devices
+    from .devices._list import table
+
+    brokers = [_broker_url(b) for b in args.mqtt]
+    with console.status("asking every port and broker for HELLO"):
+        rows = list_devices(args.serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
+    if args.json:
+        console.print_json(data=rows)
+    elif rows:
+        console.print(table(rows))
+    if any(r["status"] == "online" for r in rows):
+        for r in rows:
+            if r["status"] != "online" and not args.json:
+                console.print(f"not answering: {_row_problem(r)}", highlight=False)
+        return 0
+    if not rows:
+        raise UsageError("no boards found: plug one in by USB (USB ports are scanned), or name one with "
+                         "--serial PATH or --mqtt HOST:PORT")  # fmt: skip
+    raise UsageError("no board answered: " + "; ".join(_row_problem(r) for r in rows))
+
+
+def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from . import calibrate as cal
+
+    settings = cal.Settings(args.levels, args.sweeps, args.hold_ms, args.reads)
+    cal.measurement_url(args.url, settings)  # a bad URL or setting fails here, before any waiting
+    columns = (TextColumn("ramp"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("", total=None)
+            result = cal.calibrate(args.url, settings,
+                                   lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+    except ConnectionError as e:
+        raise UsageError(_explain(args.url, e)) from None
+    except ValueError as e:
+        if "protocol" not in str(e):
+            raise
+        raise UsageError(_explain(args.url, e)) from None
+    json_path, png_path = cal.save(result, args.out)
+    console.print(cal.summary(result))
+    console.print(f"saved {json_path} and {png_path}")
+    if result["usable"] is None:
+        raise UsageError("no usable range: the ADC does not follow the DAC; is the loopback wired "
+                         "(hardware/calibration.md, section 1)? The readings are saved in " + str(json_path))
+    console.print(f"use it: {cal.calibrated_url(args.url, result)}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line that points at --help, not a usage dump."""
 
@@ -162,6 +374,41 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="regenerate a run folder's plots from its records")
     rep.add_argument("run", help="a run folder written by pnn demo / pnn train")
     rep.set_defaults(handler=cmd_report)
+
+    fl = sub.add_parser("flash", help="copy the pnn firmware and a board file to a MicroPython board (mpremote)",
+                        description="Leave the pnn protocol if the board runs it, check that the board fits the "
+                        "board file, copy main.py, lib/pnn_fw, lib/pnn_protocol and board.json with mpremote, "
+                        "reset, and wait for HELLO.")
+    fl.add_argument("port", help="the board's serial port, e.g. /dev/ttyUSB0, /dev/ttyACM0, COM3")
+    fl.add_argument("--board", required=True,
+                    help="board file: a name from firmware/boards (esp32, rp2040, rp2040_mcp4725, pico_w, sim) "
+                    "or the path of your own copy")
+    fl.add_argument("--secrets", help="a secrets.json to copy too (Wi-Fi and broker, see firmware/README.md)")
+    fl.add_argument("--dry-run", action="store_true", help="list what would be copied where, touch nothing")
+    fl.add_argument("--no-reset", action="store_true", help="leave the board at the REPL after copying")
+    fl.set_defaults(handler=cmd_flash)
+
+    dv = sub.add_parser("devices", help="list the boards that answer HELLO (USB serial ports, MQTT brokers)")
+    dv.add_argument("--serial", action="append", default=[], metavar="PATH",
+                    help="also ask this port (ports without a USB id, e.g. a pty, are not scanned); repeatable")
+    dv.add_argument("--mqtt", action="append", default=[], metavar="HOST:PORT",
+                    help="ask this broker for the boards that report to it; repeatable")
+    dv.add_argument("--no-scan", action="store_true", help="do not scan USB serial ports")
+    dv.add_argument("--prefix", default="pnn", help="MQTT topic prefix (default: pnn)")
+    dv.add_argument("--wait", type=float, default=0.5, help="seconds to collect MQTT status messages")
+    dv.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    dv.set_defaults(handler=cmd_devices)
+
+    ca = sub.add_parser("calibrate", help="measure a board's DAC -> ADC loopback: gain, offset, noise, usable range",
+                        description="Ramp the DAC up and down, read the ADC at each level, fit; saves "
+                        "<device-id>.json and .png under $PNN_CONFIG_DIR/calibration (~/.config/pnn).")
+    ca.add_argument("url", help="the board: serial:///dev/ttyUSB0, mqtt://host:1883/<device-id>, sim://electronic")
+    ca.add_argument("--out", help="folder for the JSON and the plot (default: ~/.config/pnn/calibration)")
+    ca.add_argument("--levels", type=int, default=256, help="DAC codes on the ramp (default 256)")
+    ca.add_argument("--sweeps", type=int, default=4, help="ramps, alternately up and down (default 4)")
+    ca.add_argument("--hold-ms", type=float, default=10.0, help="how long each level is held (default 10 ms)")
+    ca.add_argument("--reads", type=int, default=0, help="settled reads at the end of each hold (default: half)")
+    ca.set_defaults(handler=cmd_calibrate)
     return parser
 
 
