@@ -108,8 +108,11 @@ def test_dry_run_lists_each_file_and_destination_and_opens_nothing(cli, tmp_path
     r = cli("flash", str(port), "--board", str(board), "--secrets", str(secrets), "--dry-run")
     assert r.returncode == 0, r.stderr
     for c in flash.plan(board, secrets):
-        assert f"{c.src} -> :{c.dst}" in r.stdout
-    assert f"{board} -> :board.json" in r.stdout and f"{secrets} -> :secrets.json" in r.stdout
+        assert f"  {c}\n" in r.stdout
+    assert "  firmware/pnn_fw/loop.py -> :lib/pnn_fw/loop.py\n" in r.stdout
+    assert "  protocol/pnn_protocol/framing.py -> :lib/pnn_protocol/framing.py\n" in r.stdout
+    assert f"  {board} -> :board.json\n" in r.stdout and f"  {secrets} -> :secrets.json\n" in r.stdout
+    assert r.stdout.rstrip().splitlines()[-2] == "  firmware/main.py -> :main.py"
     assert "nothing is touched" in r.stdout and not port.exists()
 
 

@@ -189,9 +189,11 @@ def cmd_flash(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         console.print(f"pnn flash --dry-run: {len(files)} files for {port} (board file {board_path}); nothing is touched")
         for c in files:
-            console.print(f"  {c.src} -> :{c.dst}")
-        console.print(f"then: mkdir {' '.join(':' + d for d in flash.folders(files))}; after a check that the board "
-                      f"fits {board_path.name}; then {'no reset' if args.no_reset else 'a reset'}")  # fmt: skip
+            console.print(f"  {c}", highlight=False)
+        steps = ["send the REPL request if the board runs pnn firmware", f"check that the board fits {board_path.name}",
+                 "mkdir " + " ".join(":" + d for d in flash.folders(files)), "copy the files above with mpremote",
+                 "leave the board at the REPL" if args.no_reset else "reset it and wait for HELLO"]  # fmt: skip
+        console.print("steps: " + "; ".join(steps), highlight=False)
         return 0
     with console.status(f"asking {port} what it runs"):
         found = flash.knock(port)

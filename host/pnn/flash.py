@@ -60,6 +60,12 @@ class Copy:
     src: Path
     dst: str
 
+    def __str__(self) -> str:
+        """`src -> :dst`, src relative to the checkout when it lies in it (as a user types it)."""
+        src = self.src.resolve()
+        shown = src.relative_to(ROOT) if src.is_relative_to(ROOT) else self.src
+        return f"{shown} -> :{self.dst}"
+
 
 @dataclass
 class Knock:
