@@ -27,5 +27,5 @@ def decode(payload: bytes | bytearray | memoryview) -> dict[str, Any]:
         msg = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, TypeError) as e:
         raise ProtocolError(4, f"undecodable payload: {e}") from None
-    messages.check_response(msg)
+    msg["id"] = messages.check_response(msg)[1]  # an ERROR's unreadable id (say, a map) is nil, never a bad key
     return msg
