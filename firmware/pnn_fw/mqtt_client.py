@@ -58,9 +58,13 @@ class MQTTClient:
         user, password: credentials, or None.
         keepalive: seconds; the client sends PINGREQ when idle for half of it.
         max_payload: largest PUBLISH payload received or sent.
+        tls: an ssl.SSLContext that verifies the broker (see mqtt_link.tls_context), or None for plain TCP.
     """
 
-    def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30, max_payload=1024):
+    def __init__(
+        self, client_id, host, port=1883, user=None, password=None, keepalive=30, max_payload=1024, tls=None
+    ):
+        self.tls = tls
         self.client_id = client_id.encode()
         self.host = host
         self.port = port
@@ -92,6 +96,13 @@ class MQTTClient:
             s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass  # ports without it still work, only slower for small replies
+        if self.tls is not None:
+            # the handshake checks the broker's certificate chain and name; a failure raises here
+            try:
+                s = self.tls.wrap_socket(s, server_hostname=self.host)
+            except ValueError as e:  # mbedtls reports a refused certificate as ValueError
+                raise MQTTError("TLS: %s" % (str(e).strip() or "handshake failed"))
+            self.sock = s
         self._poller = select.poll()
         self._poller.register(s, select.POLLIN)
         b = self.buf

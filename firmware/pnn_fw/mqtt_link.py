@@ -23,16 +23,50 @@ def _log(msg: str) -> None:
     print("pnn mqtt: " + msg, file=sys.stderr)
 
 
+def tls_context(settings: dict):
+    """An ssl.SSLContext that only trusts a broker signed by the CA in settings["ca"] (a PEM or DER
+    file; default "ca.pem" beside main.py), or None when settings["tls"] is off.
+
+    Raises:
+        ValueError: TLS is on but the CA file is missing or not a certificate.
+    """
+    if not settings.get("tls"):
+        return None
+    import ssl
+
+    path = settings.get("ca") or "ca.pem"
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        raise ValueError("TLS is on but the broker's CA certificate %s is missing" % path)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED  # MicroPython's default is CERT_NONE: say it
+    try:
+        begin = data.find(b"-----BEGIN")
+        if begin >= 0:  # PEM: MicroPython's mbedtls takes DER, so unwrap the first certificate
+            import binascii
+
+            body = data[data.index(b"\n", begin) + 1 : data.index(b"-----END", begin)]
+            data = binascii.a2b_base64(body.replace(b"\r", b"").replace(b"\n", b""))
+        ctx.load_verify_locations(cadata=data)
+    except ValueError as e:
+        raise ValueError("%s is not a CA certificate (PEM or DER): %s" % (path, e))
+    return ctx
+
+
 def serve_mqtt(loop, settings: dict, wifi=None) -> str:
     """Serve `loop` over MQTT until a REPL or hard-reset request; returns that action.
 
     Args:
         loop: a DeviceLoop.
-        settings: host, port, id, user, password, keepalive (s), backoff_max (s).
+        settings: host, port, id, user, password, keepalive (s), backoff_max (s), tls (bool), ca (path).
+            With passwords, the board's MQTT user name should be its id (hardware/mosquitto/acl).
         wifi: an object with ensure() (pnn_fw.wifi.WiFi) on boards, None on the unix port.
     """
     req, resp, status = topics(settings["id"])
     req_b = req.encode()
+    tls = tls_context(settings)
     gc.collect()  # the client's buffer is as big as a frame: give it an unfragmented heap
     client = MQTTClient(
         settings["id"],
@@ -42,6 +76,7 @@ def serve_mqtt(loop, settings: dict, wifi=None) -> str:
         settings.get("password"),
         settings.get("keepalive", 30),
         loop.max_frame,
+        tls,
     )
     backoff = 0.25
     backoff_max = settings.get("backoff_max", 16)
@@ -52,7 +87,8 @@ def serve_mqtt(loop, settings: dict, wifi=None) -> str:
             client.connect(status, b"offline", True, 1)
             client.subscribe(req)
             client.publish(status, b"online", True, 1)
-            _log("online as %s at %s:%d" % (settings["id"], settings["host"], settings["port"]))
+            where = (settings["id"], settings["host"], settings["port"], " over TLS" if tls else "")
+            _log("online as %s at %s:%d%s" % where)
             backoff = 0.25
             while True:
                 msg = client.check_msg(POLL_MS)
