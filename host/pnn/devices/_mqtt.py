@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import ssl
 from typing import Any
 
 import aiomqtt
@@ -18,7 +19,7 @@ import aiomqtt
 from pnn_protocol.errors import ProtocolError
 
 from . import _wire
-from ._errors import LinkDown
+from ._errors import LinkDown, NoSuchDevice
 from ._transport import Transport
 from ._url import DeviceURL
 
@@ -42,9 +43,14 @@ class MqttTransport(Transport):
         self.bad_frames = 0
 
     async def open(self) -> None:
+        try:  # TLS verifies the broker's certificate and host name (against `ca`, else the system's CAs)
+            tls = ssl.create_default_context(cafile=self.url["ca"] or None) if self.url["tls"] else None
+        except OSError as e:
+            raise NoSuchDevice(f"CA certificate {self.url['ca']!r} for TLS: {e}") from e
         client = aiomqtt.Client(
             self.url.host, self.url.port, username=self.url["user"] or None, password=self.url["password"] or None,
             identifier=f"pnn-host-{os.getpid()}-{secrets.token_hex(4)}", keepalive=10, timeout=CONNECT_TIMEOUT_S,
+            tls_context=tls,
         )
         try:
             await client.__aenter__()

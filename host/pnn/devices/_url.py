@@ -5,6 +5,7 @@ Every bad URL is a ValueError whose one line says what is wrong and names the ac
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -50,6 +51,8 @@ _SCHEME: dict[str, dict[str, tuple[type, Any, str]]] = {
         "user": (str, "", "broker user name"),
         "password": (str, "", "broker password"),
         "prefix": (str, "pnn", "topic prefix"),
+        "tls": (bool, False, "TLS to the broker (its TLS listener, usually port 8883)"),
+        "ca": (str, "", "CA certificate (PEM file) the broker's must be signed by (default: the system's)"),
     },
 }
 # Parameters that change the measurement (kept in the device id); the rest are link tuning or secrets.
@@ -84,8 +87,8 @@ class DeviceURL:
     target: str
     host: str = ""
     port: int = 0
-    params: dict[str, Any] = field(default_factory=dict)
-    text: str = ""
+    params: dict[str, Any] = field(default_factory=dict, repr=False)  # (secrets: never in a repr)
+    text: str = field(default="", repr=False)
 
     def __getitem__(self, name: str) -> Any:
         return self.params[name]
@@ -103,8 +106,24 @@ class DeviceURL:
         return base + ("?" + "&".join(keep) if keep else "")
 
 
+def redact(text: str) -> str:
+    """`text` with every URL password (`password=...`, `user:password@`) replaced by ***."""
+    text = re.sub(r"(password=)[^&#'\"\s]*", r"\1***", text)
+    return re.sub(r"(://[^/:@'\"\s]*:)[^@/'\"\s]*@", r"\1***@", text)
+
+
 def parse_url(url: str) -> DeviceURL:
-    """Parse a device URL; raises ValueError (one line, naming the accepted forms) if it is not one."""
+    """Parse a device URL; raises ValueError (one line, naming the accepted forms) if it is not one.
+
+    The error never shows the URL's password.
+    """
+    try:
+        return _parse_url(url)
+    except ValueError as e:
+        raise ValueError(redact(str(e))) from None
+
+
+def _parse_url(url: str) -> DeviceURL:
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(f"not a device URL: {url!r}; use one of: {FORMS}")
     parts = urlsplit(url)
