@@ -55,12 +55,26 @@ def tls_context(settings: dict):
     return ctx
 
 
+def _set_clock(host: str) -> bool:
+    """Set the board's clock by NTP (best effort): boards check a certificate's dates against it."""
+    try:
+        import ntptime
+
+        ntptime.host = host
+        ntptime.settime()
+        return True
+    except Exception as e:  # no NTP on this network: the handshake may still pass, or say why not
+        _log("clock not set from %s (%s); TLS certificate dates may look wrong" % (host, e))
+        return False
+
+
 def serve_mqtt(loop, settings: dict, wifi=None) -> str:
     """Serve `loop` over MQTT until a REPL or hard-reset request; returns that action.
 
     Args:
         loop: a DeviceLoop.
-        settings: host, port, id, user, password, keepalive (s), backoff_max (s), tls (bool), ca (path).
+        settings: host, port, id, user, password, keepalive (s), backoff_max (s), tls (bool), ca (path),
+            ntp (an NTP server for the board's clock, needed to check certificate dates; pool.ntp.org).
             With passwords, the board's MQTT user name should be its id (hardware/mosquitto/acl).
         wifi: an object with ensure() (pnn_fw.wifi.WiFi) on boards, None on the unix port.
     """
@@ -80,10 +94,13 @@ def serve_mqtt(loop, settings: dict, wifi=None) -> str:
     )
     backoff = 0.25
     backoff_max = settings.get("backoff_max", 16)
+    clock_set = tls is None or wifi is None  # the unix port has the host's clock
     while True:
         try:
             if wifi is not None:
                 wifi.ensure()
+            if not clock_set:
+                clock_set = _set_clock(settings.get("ntp") or "pool.ntp.org")
             client.connect(status, b"offline", True, 1)
             client.subscribe(req)
             client.publish(status, b"online", True, 1)
