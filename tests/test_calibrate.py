@@ -138,3 +138,14 @@ def test_calibrate_the_firmware_under_micropython_on_a_pty(cli, firmware_serial,
     assert saved["noise_codes"] == pytest.approx(1.5, rel=0.2)  # the sim HAL's adc_noise_lsb
     assert saved["hysteresis_codes"] < 2
     assert "usable range: DAC" in r.stdout and "noise 1." in r.stdout
+
+
+def test_calibrate_the_firmware_over_mqtt(cli, firmware_mqtt, mosquitto, tmp_path):
+    host, port = mosquitto
+    firmware_mqtt(mosquitto, device_id="sim-mq", seed=5)
+    url = f"mqtt://{host}:{port}/sim-mq"
+    r = cli("calibrate", url, "--out", str(tmp_path), "--levels", "32", "--sweeps", "2")
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / "sim-mq.json").read_text())
+    assert saved["url"] == url and saved["usable"] is not None and saved["gain"] < 0
+    assert f"use it: {url}?dac_lo=" in r.stdout

@@ -20,13 +20,21 @@ from pathlib import Path
 
 import pytest
 from conftest import PtyCable
-from test_cli import Ran
 
 from pnn import flash
 from pnn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_BOARD = ROOT / "firmware" / "boards" / "sim.json"
+
+
+@dataclass
+class Ran:
+    """What one `pnn` command did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 @dataclass

@@ -331,7 +331,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                 label=f"fit: gain {result['gain']:.3g}, offset {result['offset']:.0f}")  # fmt: skip
     ax.set_xlabel(f"DAC code ({result['dac_bits']} bits)")
     ax.set_ylabel(f"ADC code ({result['adc_bits']} bits)")
-    ax.set_title(f"{result['device']}: loopback, noise {result['noise_codes']:.2f} codes RMS")
+    ax.set_title(f"{result['device']}: DAC -> ADC ramp, noise {result['noise_codes']:.2f} codes RMS")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

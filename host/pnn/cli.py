@@ -208,7 +208,8 @@ def cmd_flash(args: argparse.Namespace, console: Console) -> int:
     elif found.kind == "garbage":
         raise flash.NoAnswer(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
                              "board's port, and is MicroPython on it (hardware/first-run.md, step 2)?")
-    platform, machine = flash.identify(port)
+    with console.status(f"asking MicroPython on {port} which board it is"):
+        platform, machine = flash.identify(port)
     flash.check_board(board, platform, machine)
     console.print(f"{port}: {machine} fits {board_path.name}")
     columns = (TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
@@ -225,8 +226,8 @@ def cmd_flash(args: argparse.Namespace, console: Console) -> int:
     if args.no_reset:
         console.print(f"copied {len(files)} files; the board stays at the REPL (reset it to start the firmware)")
         return 0
-    flash.restart(port, platform)
-    with console.status("waiting for the firmware to answer HELLO"):
+    with console.status("restarting the board and waiting for the firmware to answer HELLO"):
+        flash.restart(port, platform)
         running = flash.wait_for_firmware(port)
     if running.kind == "pnn":
         console.print(f"{port}: {running.describe()} answers HELLO. Next: pnn devices --serial {port}; "

@@ -42,7 +42,8 @@ FIRMWARE = ROOT / "firmware"
 PROTOCOL = ROOT / "protocol" / "pnn_protocol"
 BOARDS = FIRMWARE / "boards"
 UNIX_PLATFORMS = ("linux", "darwin")  # sys.platform of MicroPython's unix port
-MPREMOTE_TIMEOUT_S = 120.0
+MPREMOTE_TIMEOUT_S = 120.0  # copying: ~80 KB, a few seconds over USB, far more over a slow UART
+QUICK_TIMEOUT_S = 20.0  # one short exec: mpremote itself gives up entering the raw REPL after 10 s
 
 
 class FlashError(ValueError):
@@ -366,7 +367,9 @@ def _run(cmd: list[str], what: str, on_line: Callable[[str], None] | None = None
             proc.wait()
     if check and proc.returncode != 0:
         if proc.returncode < 0:
-            raise FlashError(f"mpremote hung while {what}; unplug and replug the board, then try again")
+            raise FlashError(f"mpremote got nowhere in {timeout:g} s while {what} (a program on the board that "
+                             "ignores Ctrl-C?): reset the board, holding its boot_skip pin low if it runs pnn "
+                             "firmware, and try again")  # fmt: skip
         last = next((ln.strip() for ln in reversed(out) if ln.strip()), "no output")
         raise FlashError(f"mpremote failed while {what}: {last}")
     return "".join(out)
@@ -375,7 +378,7 @@ def _run(cmd: list[str], what: str, on_line: Callable[[str], None] | None = None
 def identify(port: str) -> tuple[str, str]:
     """(sys.platform, sys.implementation._machine) of the board at the REPL on `port`."""
     out = _run(mpremote(port, "exec", "import sys; print(sys.platform); print(sys.implementation._machine)"),
-               "asking the board what it is")  # fmt: skip
+               "asking the board what it is", timeout=QUICK_TIMEOUT_S)  # fmt: skip
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
     if len(lines) < 2:
         raise FlashError(f"the board on {port} did not say what it is (got {out.strip()!r}); is it MicroPython?")
@@ -424,7 +427,7 @@ def restart_command(port: str, platform: str) -> list[str]:
 
 def restart(port: str, platform: str) -> None:
     """Start the freshly copied firmware (see restart_command)."""
-    _run(restart_command(port, platform), "restarting the board")
+    _run(restart_command(port, platform), "restarting the board", timeout=QUICK_TIMEOUT_S)
 
 
 def startup_error(port: str, seconds: float = 10.0) -> str:
