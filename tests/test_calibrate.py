@@ -149,3 +149,18 @@ def test_calibrate_the_firmware_over_mqtt(cli, firmware_mqtt, mosquitto, tmp_pat
     saved = json.loads((tmp_path / "sim-mq.json").read_text())
     assert saved["url"] == url and saved["usable"] is not None and saved["gain"] < 0
     assert f"use it: {url}?dac_lo=" in r.stdout
+
+
+def test_a_board_lost_mid_ramp_is_one_line_saying_how_far_it_got(firmware_serial, tmp_path):
+    fw = firmware_serial(cable=True)
+
+    def pull_the_plug(done: int, total: int) -> None:
+        if done == 64:
+            fw.proc.kill()  # as a board that loses power: no goodbye
+
+    with pytest.raises(cal.BoardLost) as e:
+        url = f"serial://{fw.host_path}?reconnect=0.5&timeout=0.3&retries=0"  # give up on it quickly
+        cal.calibrate(url, cal.Settings(levels=64, sweeps=4), pull_the_plug)
+    assert f"serial://{fw.host_path} stopped answering after 64 of 256 holds" in str(e.value)
+    assert "run pnn calibrate again" in str(e.value) and "\n" not in str(e.value)
+    assert not list(tmp_path.iterdir())

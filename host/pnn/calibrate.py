@@ -47,6 +47,10 @@ SIGMAS = 3.0
 BLOCK = 32  # examples per measuring call: the progress bar moves this often
 
 
+class BoardLost(ConnectionError):
+    """The board stopped answering in the middle of the ramp (the message says how far it got)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """How to ramp.
@@ -368,7 +372,18 @@ def calibrate(url: str, settings: Settings = Settings(),
         hold, reads = hold_ticks(rate, settings)
         levels = ramp(caps["dac_bits"], settings.levels)
         order, up = sweep_order(levels, settings.sweeps)
-        readings = measure(device, levels[order], reads, on_progress)
+        done = [0]
+
+        def progress(n: int, total: int) -> None:
+            done[0] = n
+            if on_progress is not None:
+                on_progress(n, total)
+
+        try:
+            readings = measure(device, levels[order], reads, progress)
+        except ConnectionError as e:
+            raise BoardLost(f"{device.id.split('?')[0]} stopped answering after {done[0]} of {len(order)} holds "
+                            f"({e}); nothing was saved: check its cable or power and run pnn calibrate again") from e
     finally:
         device.close()
     result = analyse(levels, order, up, readings, caps["dac_bits"], caps["adc_bits"])

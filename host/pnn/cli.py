@@ -314,6 +314,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
             task = progress.add_task("", total=None)
             result = cal.calibrate(args.url, settings,
                                    lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
+    except cal.BoardLost:
+        raise
     except ConnectionError as e:
         raise UsageError(_explain(args.url, e)) from None
     except ValueError as e:
