@@ -193,6 +193,20 @@ def test_calibrate_board_missing_from_a_live_broker(cli, mosquitto, tmp_path):
                     f"pnn devices --mqtt {host}:{port}")  # fmt: skip
 
 
+@pytest.mark.parametrize("auth", ["", "pnn:wrong@"])
+def test_calibrate_broker_refusing_the_credentials(cli, broker_factory, tmp_path, auth):
+    broker = broker_factory(user="pnn", password="right")
+    r = cli("calibrate", f"mqtt://{auth}{broker.host}:{broker.port}/esp32-1?{FAST}", "--out", str(tmp_path))
+    line = expect_one_line(r, f"the MQTT broker at {broker.host}:{broker.port} refused the user name and password",
+                           "mqtt://user:password@host:port/<device-id>")  # fmt: skip
+    assert "wrong" not in line  # a password is never echoed
+    r = cli("devices", "--mqtt", f"{auth}{broker.host}:{broker.port}", "--no-scan")
+    assert "wrong" not in expect_one_line(r, "refused the user name and password", "--mqtt user:password@host:port")
+    assert "wrong" not in r.stdout
+    r = cli("devices", "--mqtt", f"{auth}{broker.host}:{broker.port}", "--no-scan", "--json")
+    assert [row["url"] for row in json.loads(r.stdout)] == [f"mqtt://{broker.host}:{broker.port}"]
+
+
 @pytest.mark.parametrize(
     ("url", "phrase"),
     [

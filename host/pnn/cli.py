@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -162,6 +163,15 @@ def _mqtt_problem(host: str, port: int, device: str | None) -> str:
             f"flashed with mqtt.id {device!r}? (`pnn devices --mqtt {host}:{port}` lists the boards online)")
 
 
+def _refused(error: str) -> bool:
+    """Did the broker turn the credentials down (MQTT v5 reason 135 / v3 return code 5)?"""
+    return "Not authorized" in error or "not authorised" in error.lower()
+
+
+def _refused_fix(host: str, port: int, where: str) -> str:
+    return f"the MQTT broker at {host}:{port} refused the user name and password: give the broker's own in {where}"
+
+
 def _explain(url: str, error: Exception) -> str:
     """One line for a board that could not be reached at `url`: what is wrong and how to mend it."""
     from .devices._url import parse_url
@@ -172,6 +182,8 @@ def _explain(url: str, error: Exception) -> str:
         return f"{where}: {error}; {_version_fix(f'pnn flash {port} --board {_boards_hint()}')}"
     if u.scheme == "serial":
         return _serial_problem(u.target)
+    if u.scheme == "mqtt" and _refused(str(error)):
+        return _refused_fix(u.host, u.port, "the URL (mqtt://user:password@host:port/<device-id>)")
     if u.scheme == "mqtt":
         return _mqtt_problem(u.host, u.port, u.target)
     return str(error)
@@ -264,6 +276,8 @@ def _row_problem(row: dict) -> str:
 
     url, error = row["url"], row.get("error", "")
     parts = urlsplit(url)
+    if row["status"] == "broker unreachable" and _refused(error):
+        return _refused_fix(parts.hostname or "", parts.port or 1883, "--mqtt user:password@host:port")
     if row["status"] == "broker unreachable":
         return _mqtt_problem(parts.hostname or "", parts.port or 1883, None)
     if "speaks protocol" in error or "protocol version" in error:
@@ -286,6 +300,8 @@ def cmd_devices(args: argparse.Namespace, console: Console) -> int:
     brokers = [_broker_url(b) for b in args.mqtt]
     with console.status("asking every port and broker for HELLO"):
         rows = list_devices(args.serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
+    for r in rows:  # a broker row carries the URL as given: keep its password off the screen
+        r["url"] = re.sub(r"^(mqtt://)[^/@]*@", r"\1", r["url"])
     if args.json:
         console.print_json(data=rows)
     elif rows:
