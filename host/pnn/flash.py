@@ -310,7 +310,7 @@ def _firmware(raw: bytes) -> Knock | None:
     answer = _answer(_frames(raw))
     if answer is None:
         return None
-    ok = answer.get("t") == messages.HELLO and protocol_of(answer) == messages.VERSION
+    ok = answer.get("t") == messages.HELLO and answer.get("v") == protocol_of(answer) == messages.VERSION
     return Knock("pnn" if ok else "version", answer, raw)
 
 
