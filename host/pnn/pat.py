@@ -26,7 +26,7 @@ class _PhysicsAware(torch.autograd.Function):
         measured, sources = layer.measure(drive.detach())
         ctx.save_for_backward(drive)
         ctx.layer, ctx.sources = layer, sources
-        return measured.to(drive.dtype)
+        return measured.to(drive.dtype, copy=True)  # our own tensor: the system may reuse its buffer
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
