@@ -290,3 +290,28 @@ def firmware_mqtt(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     yield start
     for s in started:
         s.close()
+
+
+@dataclass
+class Ran:
+    """What one `pnn` command did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run `pnn ARGS` in this process (argparse exits caught): returns a Ran with what it printed."""
+    from pnn.cli import main
+
+    def run(*args: str) -> Ran:
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 2
+        out = capsys.readouterr()
+        return Ran(code, out.out, out.err)
+
+    return run

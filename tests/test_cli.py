@@ -25,26 +25,6 @@ epochs = 2
 """
 
 
-class Ran:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def run_cli(capsys):
-    """Run `pnn ARGS` in this process (argparse exits are caught) and capture what it printed."""
-
-    def run(*args: str) -> Ran:
-        try:
-            code = main(list(args))
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 2
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
-
-    return run
-
-
 def test_console_script_is_installed():
     result = subprocess.run(["pnn", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "demo" in result.stdout and "train" in result.stdout

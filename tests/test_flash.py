@@ -19,22 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import PtyCable
+from conftest import PtyCable, Ran  # noqa: F401 - Ran is re-exported for the hardware CLI tests
 
 from pnn import flash
-from pnn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_BOARD = ROOT / "firmware" / "boards" / "sim.json"
-
-
-@dataclass
-class Ran:
-    """What one `pnn` command did."""
-
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 @dataclass
@@ -71,18 +61,9 @@ def repl_board(tmp_path: Path) -> Iterator[ReplBoard]:
 
 
 @pytest.fixture
-def cli(capsys):
-    """`pnn ARGS` in this process; (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> Ran:
-        try:
-            code = main(list(args))
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 2
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
-
-    return run
+def cli(run_cli):
+    """`pnn ARGS` in this process (the conftest run_cli fixture, under the name these tests use)."""
+    return run_cli
 
 
 def one_line(err: str) -> str:

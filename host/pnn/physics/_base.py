@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,21 @@ class SimulatedSystem(ABC):
         self._stream = NoiseStream(noise, self.seed)
         self._bins64 = bin_matrix(n_samples, n_out)
         self._bins: dict[torch.dtype, torch.Tensor] = {}
+
+    def _set_clock(self, sample_rate: float, rate_range: tuple[float, float], rest: float, substeps: int,
+                   parts: Any, parts_type: type) -> Any:
+        """Check and keep the time-stepped systems' clock settings; returns the nominal parts."""
+        lo, hi = rate_range
+        if not (isinstance(sample_rate, int | float) and lo <= sample_rate <= hi):
+            raise ValueError(f"sample_rate must be a number in {lo:g}..{hi:g} samples/s, got {sample_rate!r}")
+        if not (isinstance(rest, int | float) and 0.0 <= rest <= 1.0):
+            raise ValueError(f"rest must be a drive level in [0, 1], got {rest!r}")
+        if not (isinstance(substeps, int) and 1 <= substeps <= 64):
+            raise ValueError(f"substeps must be an int in 1..64, got {substeps!r}")
+        if parts is not None and not isinstance(parts, parts_type):
+            raise ValueError(f"parts must be a {parts_type.__name__}, got {type(parts).__name__}")
+        self.sample_rate, self.rest, self.substeps = float(sample_rate), float(rest), substeps
+        return parts or parts_type()
 
     # -- subclass hooks -------------------------------------------------------------------------
     @abstractmethod

@@ -147,16 +147,7 @@ class Mechanical(SimulatedSystem):
         substeps: int = 2,
     ) -> None:
         super().__init__(n_in, n_in if n_out is None else n_out, seed, noise)
-        if not (isinstance(sample_rate, int | float) and 1e3 <= sample_rate <= 1e6):
-            raise ValueError(f"sample_rate must be a number in 1e3..1e6 samples/s, got {sample_rate!r}")
-        if not (isinstance(rest, int | float) and 0.0 <= rest <= 1.0):
-            raise ValueError(f"rest must be a drive level in [0, 1], got {rest!r}")
-        if not (isinstance(substeps, int) and 1 <= substeps <= 64):
-            raise ValueError(f"substeps must be an int in 1..64, got {substeps!r}")
-        if parts is not None and not isinstance(parts, MechanicalParts):
-            raise ValueError(f"parts must be a MechanicalParts, got {type(parts).__name__}")
-        self.sample_rate, self.rest, self.substeps = float(sample_rate), float(rest), substeps
-        self.nominal_parts = parts or MechanicalParts()
+        self.nominal_parts = self._set_clock(sample_rate, (1e3, 1e6), rest, substeps, parts, MechanicalParts)
         self.parts = self.nominal_parts.vary(np.random.default_rng([self.seed, 0]), noise.variation)
         p = self.parts
         h = 1.0 / (self.sample_rate * substeps)
