@@ -33,6 +33,7 @@ import select
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import tty
 from collections import Counter
@@ -342,7 +343,7 @@ def fuzz_firmware(fd: int, proc: subprocess.Popen, n_frames: int, seed: int = 0,
     start = time.perf_counter()
     sent = 0
     while sent < n_frames and proc.poll() is None:
-        wire, due = b"", []
+        wire, due, before = b"", [], sent
         while len(due) < group and sent < n_frames:
             piece = malformed_stream(maker, rng)
             if _holds_repl(piece):
@@ -359,7 +360,7 @@ def fuzz_firmware(fd: int, proc: subprocess.Popen, n_frames: int, seed: int = 0,
         if len(answers) != len(due):
             c["hangs" if proc.poll() is None and len(answers) < len(due) else "miscounted"] += 1
             break
-        if verbose and sent % 1000 < group:
+        if verbose and sent // 1000 > before // 1000:
             print(f"  firmware: {sent:,} frames", file=sys.stderr)
     seconds = time.perf_counter() - start
     alive = proc.poll() is None
@@ -414,21 +415,53 @@ def _still_serving(
     return result
 
 
-def start_firmware(seed: int = 0, heapsize: str = "256k") -> tuple[subprocess.Popen, int]:
-    """`micropython run.py --serial PTY` on a fresh pty; returns the process and the master fd."""
+class Firmware:
+    """`micropython -X heapsize=256k firmware/sim/run.py ARGS`, its messages going to a log file.
+
+    Args:
+        args: run.py's arguments. ready: the stderr text that says it serves ("serving", "online as").
+    """
+
+    def __init__(self, args: list[str], ready: str, heapsize: str = "256k") -> None:
+        self.args, self.ready, self.heapsize = args, ready, heapsize
+        self.log = Path(tempfile.mkstemp(prefix="pnn-fw-", suffix=".log")[1])
+        self.proc: subprocess.Popen = self.start()
+
+    def start(self, timeout: float = 15.0) -> subprocess.Popen:
+        """Start it and wait until it serves."""
+        offset = self.log.stat().st_size
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen(["micropython", "-X", f"heapsize={self.heapsize}", str(RUN_PY), *self.args],
+                                         stdout=f, stderr=f)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while self.ready not in self.log.read_text(errors="replace")[offset:]:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"firmware did not start: {self.log.read_text(errors='replace')[offset:]}")
+            time.sleep(0.01)
+        return self.proc
+
+    def restart(self) -> None:
+        """A power cycle: SIGKILL (no goodbye), then the same command again."""
+        self.proc.kill()
+        self.proc.wait()
+        self.start()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def serial_firmware(seed: int = 0, board: str | None = None) -> tuple[Firmware, int]:
+    """The firmware serving a fresh raw pty; returns it and the pty's master fd (the host's end)."""
     master, slave = os.openpty()
     tty.setraw(master)
     tty.setraw(slave)
-    proc = subprocess.Popen(["micropython", "-X", f"heapsize={heapsize}", str(RUN_PY), "--serial",
-                             os.ttyname(slave), "--seed", str(seed)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
-    assert proc.stderr is not None
-    line = proc.stderr.readline()  # "pnn sim: serving ..." once its loop runs
-    os.close(slave)
-    if b"serving" not in line:
-        proc.kill()
-        raise RuntimeError(f"firmware did not start: {line!r}")
-    return proc, master
+    extra = ["--board", board] if board else []
+    fw = Firmware(["--serial", os.ttyname(slave), "--seed", str(seed), *extra], "serving")
+    os.close(slave)  # the firmware holds its own; the host sees a hangup if it dies
+    return fw, master
 
 
 def main() -> None:
@@ -460,12 +493,11 @@ def run(host_frames: int, firmware_frames: int, seed: int = 0) -> dict[str, Any]
     print(f"fuzzing the host decoder with {host_frames:,} mutated frames ...", file=sys.stderr)
     host = fuzz_host(host_frames, seed)
     print(f"fuzzing the firmware with {firmware_frames:,} malformed frames ...", file=sys.stderr)
-    proc, fd = start_firmware(seed)
+    board, fd = serial_firmware(seed)
     try:
-        fw = fuzz_firmware(fd, proc, firmware_frames, seed, verbose=True)
+        fw = fuzz_firmware(fd, board.proc, firmware_frames, seed, verbose=True)
     finally:
-        proc.kill()
-        proc.wait()
+        board.close()
         os.close(fd)
     return {"host": host, "firmware": fw, "machine": platform.platform(), "python": platform.python_version()}
 
