@@ -110,20 +110,28 @@ def test_pat_over_mqtt_with_lost_duplicated_and_reordered_messages(
     assert faulty[2]["retries"] > 0 and faulty[2]["bad_frames"] > 0
 
 
-def test_a_board_reset_mid_epoch_loses_and_repeats_nothing(firmware_serial, twin, tmp_path) -> None:
-    quiet = board_file(tmp_path, adc_noise_lsb=0, paced=True)  # paced: the kill lands inside a RUN
-    clean_board, victim = (firmware_serial(seed=7, cable=True, board=quiet) for _ in range(2))
+def test_a_board_power_cycled_mid_epoch_loses_and_repeats_nothing(firmware_serial, twin, tmp_path) -> None:
+    quiet = board_file(tmp_path, adc_noise_lsb=0, paced=True)  # paced: the power goes inside a RUN
+    clean_board, victim = (
+        firmware_serial(seed=7, cable=True, board=quiet),
+        firmware_serial(seed=7, board=quiet),
+    )
     with connect(f"serial://{clean_board.host_path}?{QUIET}", store=DataStore(tmp_path / "clean")) as board:
         clean = run_pat(board, twin)
     args = ["--serial", victim.path, "--seed", "7", "--board", quiet]
-    with connect(f"serial://{victim.host_path}?{QUIET}", store=DataStore(tmp_path / "faulty")) as board:
-        # killed inside call 3 (SIGKILL, like pulling its power) and started again at once: a fresh process
-        saboteur = Interrupter(board, {3: lambda: restart(victim, *args, ready="serving")})
-        faulty = run_pat(saboteur, twin, device=board)
-        saboteur.join()
+
+    def power_cycle() -> None:  # its USB port vanishes with the power; it boots afresh (SIGKILL, start)
+        cable.unplug(0.2)
+        restart(victim, *args, ready="serving")
+
+    with FaultyCable(victim.fd, Faults(), tmp_path) as cable:
+        with connect(f"serial://{cable.path}?{QUIET}", store=DataStore(tmp_path / "faulty")) as board:
+            saboteur = Interrupter(board, {3: power_cycle})
+            faulty = run_pat(saboteur, twin, device=board)
+            saboteur.join()
     assert_same_samples(clean, faulty)
-    assert faulty[2]["retries"] >= 1 and saboteur.rows == len(clean[0])
-    assert victim.proc.poll() is None and "serving" in victim.stderr()
+    assert faulty[2]["reconnects"] >= 1 and saboteur.rows == len(clean[0])
+    assert victim.proc.poll() is None and victim.stderr().count("serving") == 2
 
 
 def test_a_broker_restart_mid_epoch_loses_and_repeats_nothing(

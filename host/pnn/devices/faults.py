@@ -250,8 +250,8 @@ class FaultyTransport(Transport):
         self._down: BaseException | None = None
         self._down_until = 0.0
 
-    @property  # type: ignore[override]
-    def bad_frames(self) -> int:
+    @property
+    def bad_frames(self) -> int:  # type: ignore[override]  (a live sum, not a counter of its own)
         """Frames the inner link rejected plus those the injected corruption cost."""
         return self.inner.bad_frames + self.lost_to_corruption
 
