@@ -106,6 +106,7 @@ def test_train_on_a_pool_fits_one_twin_per_board(run_cli, tmp_path):
     experiment.write_text(TINY.replace('kind = "electronic"', 'url = ["sim://electronic?seed=1&n_out=16", "sim://electronic?seed=2&n_out=16"]'))
     run = tmp_path / "run"
     assert run_cli("train", str(experiment), "--out", str(run)).returncode == 0
+    assert (run / "devices.png").exists() and len(json.loads((run / "devices.json").read_text())) == 2
     index = json.loads((run / "twins" / "index.json").read_text())
     assert len(index) == 2 and all((run / "twins" / name).exists() for name in index.values())
     summary = json.loads((run / "summary.json").read_text())

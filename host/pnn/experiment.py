@@ -188,6 +188,10 @@ def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = Tr
         "run_dir": str(run_dir),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if hasattr(system, "stats"):  # boards: per-device throughput, retries and errors for the report
+        stats = system.stats()
+        per_device = stats if all(isinstance(v, dict) for v in stats.values()) else {config["system"]["url"]: stats}
+        (run_dir / "devices.json").write_text(json.dumps(per_device, indent=1, default=str))
     regenerate(run_dir)
     console.print(summary_table([summary]))
     return summary

@@ -78,11 +78,18 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: Sequence
 def device_throughput(stats: dict[str, dict], path: Path) -> Path:
     """Per-device samples/s and error counts (from a DevicePool's stats)."""
     names = list(stats)
-    fig, (ax_rate, ax_err) = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 2))
+    fig, (ax_rate, ax_err) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2), sharey=True)
     ax_rate.barh(names, [stats[n].get("samples_per_s", 0) for n in names], color=COLOURS["pat"])
     ax_rate.set(xlabel="samples/s", title="throughput per device")
-    ax_err.barh(names, [stats[n].get("errors", 0) for n in names], color=COLOURS["in-silico"])
-    ax_err.set(xlabel="count", title="errors and retries per device")
+    kinds = ("errors", "retries", "reconnects")
+    left = np.zeros(len(names))
+    for kind, colour in zip(kinds, (COLOURS["in-silico"], "#ff7f0e", COLOURS["digital"]), strict=True):
+        counts = np.array([stats[n].get(kind, 0) for n in names], float)
+        ax_err.barh(names, counts, left=left, color=colour, label=kind)
+        left += counts
+    ax_err.set(xlabel="count", title="errors / retries / reconnects", xlim=(0, max(1.0, left.max() * 1.1)))
+    ax_err.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_err.legend(loc="lower right")
     return _save(fig, path)
 
 
