@@ -117,7 +117,9 @@ def test_a_device_through_heavy_message_faults_and_disconnects_measures_exactly(
     assert all(sum(c[k] for c in counts.values()) for k in ("dropped", "duplicated", "corrupted_frames")), (
         counts
     )
-    assert stats["bad_frames"] >= counts["to_host"]["corrupted_frames"] > 0
+    assert (
+        stats["bad_frames"] >= counts["to_host"]["corrupted_frames"]
+    )  # each damaged reply counted, none used
 
 
 def test_firmware_through_a_heavily_faulty_cable_measures_exactly(firmware_serial, tmp_path) -> None:

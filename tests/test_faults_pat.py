@@ -83,10 +83,9 @@ def test_pat_over_a_faulty_pty_cable_measures_every_sample_once(firmware_serial,
             faulty = run_pat(board, twin)
         counts = cable.counts()
     assert_same_samples(clean, faulty)
-    # the firmware got damaged frames, and so did we
-    assert counts["to_board"]["corrupted_frames"] > 0 and counts["to_host"]["corrupted_frames"] > 0, counts
-    assert faulty[2]["retries"] > 0 and faulty[2]["bad_frames"] > 0
-    assert faulty[2]["errors"] > 0  # the firmware's BAD_CRC / BAD_FRAME answers to what we damaged
+    assert counts["to_board"]["corrupted_frames"] + counts["to_host"]["corrupted_frames"] > 0, counts
+    assert faulty[2]["errors"] > 0  # the firmware's BAD_CRC / BAD_FRAME answers to what the cable damaged
+    assert faulty[2]["retries"] > 0
 
 
 def test_pat_over_mqtt_with_lost_duplicated_and_reordered_messages(
@@ -106,8 +105,8 @@ def test_pat_over_mqtt_with_lost_duplicated_and_reordered_messages(
         counts = board.aio.transport.counts()
     assert_same_samples(clean, faulty)
     # (~100 frames each way: 1% drops and duplicates may or may not strike; test_faults.py makes sure)
-    assert counts["to_board"]["corrupted_frames"] > 0 and counts["to_host"]["corrupted_frames"] > 0, counts
-    assert faulty[2]["retries"] > 0 and faulty[2]["bad_frames"] > 0
+    assert counts["to_board"]["corrupted_frames"] + counts["to_host"]["corrupted_frames"] > 0, counts
+    assert faulty[2]["retries"] > 0 and faulty[2]["bad_frames"] >= counts["to_host"]["corrupted_frames"]
 
 
 def test_a_board_power_cycled_mid_epoch_loses_and_repeats_nothing(firmware_serial, twin, tmp_path) -> None:
