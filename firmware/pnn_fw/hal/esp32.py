@@ -8,6 +8,7 @@ The ADC is non-linear near the rails; that is calibrated on the host, not correc
 """
 
 from machine import ADC, DAC, Pin
+
 from pnn_fw.hal import HAL, pin_field
 
 DAC_PINS = (25, 26)

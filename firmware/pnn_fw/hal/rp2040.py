@@ -17,6 +17,7 @@ be made correct against a real board, so it is not implemented here.
 """
 
 from machine import ADC, I2C, PWM, Pin
+
 from pnn_fw.hal import HAL, pin_field
 
 PWM_FREQ = 488_000  # 125 MHz / 256: the fastest PWM that still has 8 bits of duty resolution
