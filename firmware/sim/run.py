@@ -75,7 +75,6 @@ def main() -> int:
     board = config.load_board(opts["board"])
     if "seed" in opts:
         board["seed"] = opts["seed"]
-        board["id"] = "sim-%d" % opts["seed"]  # two simulated units are two boards, with two ids
     if "id" in opts:
         board["id"] = opts["id"]
         board.setdefault("mqtt", {})["id"] = opts["id"]
