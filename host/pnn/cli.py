@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,10 @@ def cmd_sim_board(args: argparse.Namespace, console: Console) -> int:
         board = SimBoard(args.seed, args.mqtt, args.id)
     except SimBoardError as e:
         raise UsageError(str(e)) from e
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `kill` stops it as cleanly as Ctrl-C: the firmware process goes too
+
+    signal.signal(signal.SIGTERM, stop)
     with board:
         console.print(f"simulated board (seed {args.seed}) running the pnn firmware under MicroPython: {board.url}")
         console.print(f'use it: url = "{board.url}" in an experiment\'s \\[system], or pnn calibrate {board.url}')
