@@ -85,18 +85,19 @@ def result(req_id, resp, batch, n_out, period_us, overruns):
     return m
 
 
-def ping(req_id, data=None):
-    m = _msg(PING, req_id)
+def _echo(kind, req_id, data):
+    m = _msg(kind, req_id)
     if data is not None:
         m["data"] = data
     return m
+
+
+def ping(req_id, data=None):
+    return _echo(PING, req_id, data)
 
 
 def pong(req_id, data=None):
-    m = _msg(PONG, req_id)
-    if data is not None:
-        m["data"] = data
-    return m
+    return _echo(PONG, req_id, data)
 
 
 def config_request(req_id, settings=None):
