@@ -8,14 +8,12 @@ bend the gradient's direction and never the forward values the loss is computed 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import torch
 from torch import nn
 
-from .system import PhysicalSystem
+from .system import PhysicalSystem, TwinSpec, as_twins, measure
 
-TwinSpec = nn.Module | Mapping[str, nn.Module]
+__all__ = ["PhysicalLayer", "TwinSpec"]
 
 
 class _PhysicsAware(torch.autograd.Function):
@@ -52,7 +50,7 @@ class PhysicalLayer(nn.Module):
     def __init__(self, system: PhysicalSystem, twin: TwinSpec) -> None:
         super().__init__()
         self.system = system
-        twins = dict(twin) if isinstance(twin, Mapping) else {"": twin}
+        twins = as_twins(twin)
         # Source ids are URLs (dots, slashes), so they index a list rather than name submodules.
         self.source_ids = list(twins)
         self.twins = nn.ModuleList(twins.values()).requires_grad_(False)
@@ -70,11 +68,7 @@ class PhysicalLayer(nn.Module):
 
     def measure(self, drive: torch.Tensor) -> tuple[torch.Tensor, list[str] | None]:
         """Run the system once; returns responses and, if the system reports them, their sources."""
-        with torch.no_grad():
-            if hasattr(self.system, "run_with_sources"):
-                response, sources = self.system.run_with_sources(drive)
-                return torch.as_tensor(response), list(sources)
-            return torch.as_tensor(self.system(drive)), None
+        return measure(self.system, drive)
 
     def twins_for(self, sources: list[str] | None, batch: int):
         """Yield (row indices, twin) pairs that together cover every row of the batch once."""

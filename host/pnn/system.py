@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import torch
+from torch import nn
+
+TwinSpec = nn.Module | Mapping[str, nn.Module]
+"""A twin, or a mapping from source id (a board's URL or id) to that source's twin."""
 
 
 @runtime_checkable
@@ -30,3 +35,20 @@ class SourcedSystem(PhysicalSystem, Protocol):
     """
 
     def run_with_sources(self, drive: torch.Tensor) -> tuple[torch.Tensor, list[str]]: ...
+
+
+def measure(system: PhysicalSystem, drive: torch.Tensor) -> tuple[torch.Tensor, list[str] | None]:
+    """Run the system once, without gradients: float32 responses and, per row, the source that measured it.
+
+    The sources are None when the system does not report them (one source: every row is its own).
+    """
+    with torch.no_grad():
+        if isinstance(system, SourcedSystem) or hasattr(system, "run_with_sources"):
+            response, sources = system.run_with_sources(drive)  # type: ignore[attr-defined]
+            return torch.as_tensor(response, dtype=torch.float32), list(sources)
+        return torch.as_tensor(system(drive), dtype=torch.float32), None
+
+
+def as_twins(spec: TwinSpec) -> dict[str, nn.Module]:
+    """A twin or a mapping of twins as {source id: twin}; a lone twin serves every source, under the id ""."""
+    return dict(spec) if isinstance(spec, Mapping) else {"": spec}
