@@ -245,7 +245,7 @@ def cmd_flash(args: argparse.Namespace, console: Console) -> int:
         raise flash.NoAnswer(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
                              "board's port, and is MicroPython on it (hardware/first-run.md, step 2)?")
     with console.status(f"asking MicroPython on {port} which board it is"):
-        platform, machine = flash.identify(port)
+        platform, machine, answer_s = flash.identify(port)
     flash.check_board(board, platform, machine)
     console.print(f"{port}: {machine} fits {board_path.name}")
     columns = (TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
@@ -257,14 +257,14 @@ def cmd_flash(args: argparse.Namespace, console: Console) -> int:
             progress.update(task, completed=done[0], description=dst)
             done[0] += 1
 
-        flash.copy(port, files, started)
+        compile_s = flash.copy(port, files, started)
         progress.update(task, completed=len(files), description="done")
     if args.no_reset:
         console.print(f"copied {len(files)} files; the board stays at the REPL (reset it to start the firmware)")
         return 0
     with console.status("restarting the board and waiting for the firmware to answer HELLO"):
         flash.restart(port, platform)
-        running = flash.wait_for_firmware(port)
+        running = flash.wait_for_firmware(port, flash.boot_allowance(files, compile_s, answer_s))
     if running.kind == "pnn":
         console.print(f"{port}: {running.describe()} answers HELLO. Next: pnn devices --serial {port}; "
                       f"pnn calibrate serial://{port}")  # fmt: skip
