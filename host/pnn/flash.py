@@ -22,6 +22,7 @@ would end the unix port, and a board does not need it (the REPL request already 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -81,11 +82,13 @@ class Knock:
             version), "repl" (a MicroPython REPL), "garbage" (bytes that are neither), "silent".
         reply: the decoded reply to HELLO, when a frame came back.
         raw: every byte read (for messages: a REPL's traceback, say).
+        seconds: how long the answer took from the HELLO going out (a measured round trip for "pnn").
     """
 
     kind: str
     reply: dict[str, Any] = field(default_factory=dict)
     raw: bytes = b""
+    seconds: float = 0.0
 
     def describe(self) -> str:
         """One phrase for messages: who answered."""
@@ -294,6 +297,7 @@ def knock(port: str, timeout: float = 1.0, interrupt: bool = True) -> Knock:
     ser = open_port(port)
     try:
         ser.write(b"\x00" + frame(packb(messages.hello_request(1))))
+        t0 = time.monotonic()
         raw = _read(ser, timeout, lambda d: _firmware(d) is not None)
         found = _firmware(raw)
         if found is None:  # not our firmware (or not yet): a REPL prints a prompt after CR
@@ -301,7 +305,7 @@ def knock(port: str, timeout: float = 1.0, interrupt: bool = True) -> Knock:
             raw += _read(ser, timeout, lambda d: _is_repl(d) or _firmware(d) is not None)
             found = _firmware(raw)  # a late HELLO: the firmware was still starting
         if found is not None:
-            return found
+            return dataclasses.replace(found, seconds=time.monotonic() - t0)
         if _is_repl(raw):
             return Knock("repl", {}, raw)
         return Knock("garbage" if raw else "silent", {}, raw)
