@@ -11,11 +11,11 @@ import json
 import time
 import zlib
 
+import _emu
 import msgpack
 import numpy as np
 import pytest
 
-import _emu
 from pnn import flash
 from pnn.physics import Electronic, Noise
 from pnn_protocol import frame, messages, packb
