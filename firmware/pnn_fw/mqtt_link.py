@@ -92,6 +92,8 @@ def serve_mqtt(loop, settings: dict, wifi=None) -> str:
         loop.max_frame,
         tls,
     )
+    # A RUN may outlast the keepalive: the runner calls this between ticks to send PINGREQs (SPEC 5).
+    loop.runner.idle = client.service
     backoff = 0.25
     backoff_max = settings.get("backoff_max", 16)
     clock_set = tls is None or wifi is None  # the unix port has the host's clock
