@@ -551,3 +551,18 @@ def test_uint8_drive_and_idle_hook_allocate_nothing_per_sample(tmp_path):
     assert big == small, f"{big - small} extra bytes over 515 more ticks"
     assert 0.8 * out["hz"] - 2 <= out["calls"] <= 0.8 * out["hz"] + 2
     assert "drive holds 8 bytes" in out["refused"]
+
+
+def test_bin_means_round_half_up(tmp_path):
+    """ESP32 loopback: DAC code 16 reads 257, code 0 reads 0; their mean 128.5 is written as 129 (half up,
+    SPEC section 3), where half-to-even or truncation would give 128."""
+    out = mp(
+        tmp_path,
+        """
+        board = load_board("esp32")
+        hal = make_hal(board)
+        emit(run(hal, [[16, 0], [16, 16]], settle=0, n_out=1, runner=runner_for(hal, board))[0])
+        """,
+        fake_machine=True,
+    )
+    assert out == [129, 257]
