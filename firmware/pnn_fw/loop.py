@@ -66,8 +66,8 @@ def decode_request(payload):
 def boot_id() -> int:
     """A uint32 drawn afresh at each boot (HELLO and PONG carry it, so the host notices a silent reboot).
 
-    os.urandom is the hardware RNG on ESP32 and RP2040 and /dev/urandom on the unix port; ticks and
-    MicroPython's own generator (seeded from hardware where the port can) are the fallback.
+    os.urandom is the hardware RNG on ESP32 and RP2040 and /dev/urandom on the unix port; MicroPython's
+    own generator (seeded from hardware at boot where the port can) is the fallback.
     """
     try:
         import os
@@ -76,9 +76,8 @@ def boot_id() -> int:
         return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
     except (ImportError, AttributeError, OSError):
         import random
-        from time import ticks_us
 
-        return (random.getrandbits(32) ^ ticks_us()) & 0xFFFFFFFF
+        return random.getrandbits(32)
 
 
 def _board_int(board: dict, key: str, default=None) -> int:
