@@ -176,7 +176,7 @@ def test_heartbeat_detects_a_silent_board_and_reconnects_when_it_answers_again()
 def test_drive_width_and_boot_from_hello_old_and_new() -> None:
     """Firmware that predates them: uint16 drive, no boot id. Newer: uint8 for an 8-bit DAC, and a
     uint8 drive makes room for twice the examples a frame can carry."""
-    from pnn.devices._codes import Capabilities, boot_id
+    from pnn.link.codes import Capabilities, boot_id
 
     caps = {"dac_bits": 8, "adc_bits": 12, "max_drive": 512, "max_batch": 64, "max_out": 512, "max_codes": 1000,
             "min_rate": 1000, "max_rate": 50000, "max_oversample": 64, "max_settle": 100, "max_frame": 2200}

@@ -10,7 +10,7 @@ import torch
 from _fixtures import board_file, kill, restart
 
 from pnn.devices import connect
-from pnn.devices._url import parse_url
+from pnn.link.url import parse_url
 
 
 def test_hello_caps_and_runs_of_several_sizes(firmware_serial) -> None:
@@ -57,8 +57,8 @@ def test_a_board_killed_mid_request_and_restarted_finishes_the_batch(firmware_se
 def test_uint8_drive_codes_and_the_boot_id_over_the_real_firmware(firmware_serial) -> None:
     """An 8-bit DAC board offers uint8 drive codes; the host sends them (the firmware refuses a RUN whose
     drive length does not match its drive_width) and gets the same response as with uint16 codes."""
-    from pnn.devices._codes import Calibration, Capabilities, boot_id
-    from pnn.devices._sync import StreamLink, SyncClient
+    from pnn.link.codes import Calibration, Capabilities, boot_id
+    from pnn.link.sync import StreamLink, SyncClient
 
     sims = [firmware_serial(seed=4, cable=True), firmware_serial(seed=4)]
     url = f"serial://{sims[0].host_path}?n_in=32&n_out=8&rate=20000"

@@ -114,6 +114,8 @@ class DeviceLoop:
         pool = _board_int(board, "cache_bytes", 2 * self._result_max)
         if pool < self._result_max:
             raise ValueError("board cache_bytes %d cannot hold one RESULT (%d)" % (pool, self._result_max))
+        # The biggest buffer first, while the freshly collected heap still has room that big in one piece.
+        self.pool = Packer(bytearray(pool))
         self.runner = runner if runner is not None else LayerRunner(hal, max_drive, max_batch, max_out)
         self.caps = {
             "dac_bits": hal.dac_bits,
@@ -136,7 +138,6 @@ class DeviceLoop:
         }
         self._default_rest = hal.rest_code
         self.tx = Packer(bytearray(TX_SMALL + CRC_LEN))
-        self.pool = Packer(bytearray(pool))
         self._entries = []  # [request id, start, length] of kept RESULTs, oldest first
         self._pool_pos = 0
         self.action = None
