@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 import _emu  # noqa: E402  (the tests' emulator helper)
 
-from pnn import flash  # noqa: E402
+from pnn.boards import flash  # noqa: E402
 from pnn.cli import main as pnn_main  # noqa: E402
 from pnn.devices import connect  # noqa: E402
 

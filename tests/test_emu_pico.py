@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from test_protocol import _cobs_ref_decode
 
-from pnn import flash
+from pnn.boards import flash
 from pnn.physics import Electronic, Noise
 from pnn_protocol import frame, messages, packb
 

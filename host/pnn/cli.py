@@ -325,9 +325,8 @@ SLOW_BOARD_FACTOR = 10.0
 def _probe_slow_board(row: dict) -> dict:
     """A serial row that missed the quick probe but answers a knock's HELLO: probe it again with a timeout
     from the round trip the knock measured (an emulated or busy board answers in seconds, not 0.5 s)."""
-    from .devices import list_devices
-    from .devices._list import PROBE_TIMEOUT_S
-    from .flash import NoAnswer, knock
+    from .boards.discover import PROBE_TIMEOUT_S, list_devices
+    from .boards.flash import NoAnswer, knock
 
     if row["status"] == "online" or not row["url"].startswith("serial://"):
         return row
