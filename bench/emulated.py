@@ -28,6 +28,7 @@ import _emu  # noqa: E402  (the tests' emulator helper)
 from pnn.boards import flash  # noqa: E402
 from pnn.cli import main as pnn_main  # noqa: E402
 from pnn.devices import connect  # noqa: E402
+from pnn_protocol import frame, messages, packb  # noqa: E402
 
 RATES = (10_000, 20_000)  # the ticks_us path's range on this board file (max_rate 20000)
 
@@ -55,9 +56,10 @@ def main() -> None:
             if pnn_main(["flash", emu.tty, "--board", "rp2040"]) != 0:
                 raise SystemExit("pnn flash failed")
             rows["flash_s"] = time.monotonic() - t0
-            flash.leave_protocol(emu.tty)
             since = emu.log.stat().st_size
-            flash.restart(emu.tty, "rp2")
+            ser = flash.open_port(emu.tty)  # the protocol's hard RESET: machine.reset() after its ack
+            ser.write(b"\x00" + frame(packb(messages.reset(5, hard=True))))
+            ser.close()
             t0 = time.monotonic()
             emu.wait_ready(since)
             k = flash.wait_for_firmware(emu.tty, 600)
