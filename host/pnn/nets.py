@@ -19,8 +19,9 @@ and while testing, for each trainer:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -28,7 +29,7 @@ from torch import nn
 
 from .data import Task
 from .pat import PhysicalLayer, TwinSpec
-from .system import PhysicalSystem, as_twins
+from .system import PhysicalSystem, as_twins, measure
 from .twin_models import bin_matrix
 
 Trainer = Literal["digital", "linear", "in-silico", "pat"]
@@ -218,3 +219,35 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     return net, test_bodies, test_bodies
 
 
+
+
+def training_pairs(task: Task, system: PhysicalSystem, cfg: TrainConfig, n_samples: int, *, seed: int = 0,
+                   chunk: int = 256, spread: float = 0.5,
+                   stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n_samples` (drive, response) pairs measured where training will drive the system.
+
+    Each chunk runs training images through a freshly initialised network of `cfg`'s shape (every
+    layer slot on the system: each measurement is a pair, none is thrown away), with its encoder
+    gains scaled by exp(spread * N(0, 1)), offsets moved by spread / 4 * N(0, 1) and concat
+    parameters drawn uniformly, so the pairs cover where training may move them. `stats` standardise
+    the responses between layers (default: each chunk's own).
+    """
+    drives, responses, per_image = [], [], cfg.depth
+    for index in range(math.ceil(n_samples / chunk)):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        size = min(chunk, n_samples - index * chunk)
+        net = PhysicalNet(task, system.n_in, system.n_out, stats or (torch.zeros(system.n_out), torch.ones(system.n_out)),
+                          replace(cfg, seed=int(torch.randint(2**31, (1,), generator=gen))))
+        with torch.no_grad():
+            for encoder in net.encoders:
+                encoder.a.mul_(torch.exp(spread * torch.randn(encoder.a.shape, generator=gen)))
+                encoder.b.add_(spread / 4 * torch.randn(encoder.b.shape, generator=gen))
+                if isinstance(encoder, ConcatEncoder):
+                    encoder.theta.copy_(torch.rand(encoder.theta.shape, generator=gen))
+        if stats is None:
+            net.norms = nn.ModuleList(nn.BatchNorm1d(system.n_out, affine=False).train() for _ in range(cfg.depth))
+        images = task.x_train[torch.randint(len(task.x_train), (math.ceil(size / per_image),), generator=gen)]
+        pairs = net.use([lambda d: measure(system, d)[0]] * cfg.depth).drives(images)
+        drives.append(torch.cat([d for d, _ in pairs])[:size])
+        responses.append(torch.cat([r for _, r in pairs])[:size])
+    return torch.cat(drives), torch.cat(responses)
