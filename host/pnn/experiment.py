@@ -32,7 +32,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "system": {"kind": "electronic", "url": None, "n_in": 64, "n_out": 64, "seed": 0, "noise": {}},
     "twin": {"samples": 3000, "epochs": 150, "kind": "mlp", "hidden": [256, 256], "channels": 32, "kernel": 16,
              "repeats": 1, "path": None},
-    "train": {"trainers": ["digital", "in-silico", "pat"], **asdict(TrainConfig())},
+    "train": {"trainers": ["digital", "linear", "in-silico", "pat"], **asdict(TrainConfig())},
 }
 CHUNK = 256  # drives per measurement call and per durable store chunk: a crash loses at most this many
 ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
