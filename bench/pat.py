@@ -49,25 +49,25 @@ ROWS: dict[str, dict] = {
     "electronic-fashion": {
         "task": FASHION, "system": ("electronic", {"n_in": 32, "n_out": 32}),
         "twin": {"samples": 2000, "epochs": 60, "kind": "temporal", "kernel": 16},
-        "train": TrainConfig(depth=1, mix=True, epochs=6, batch_size=64, lr=0.01),
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=6, batch_size=64, lr=0.01),
     },
     "optical-fashion": {
         "task": FASHION, "system": ("optical", {"n_in": 32, "n_out": 32}),
         "twin": {"samples": 3000, "epochs": 80, "hidden": [256, 256]},
-        "train": TrainConfig(depth=1, encoder="concat", mix=True, data_width=16, epochs=10, batch_size=64, lr=0.01),
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=10, batch_size=64, lr=0.01),
         "reference_twin": True,
     },
     "optical-vowels-2": {
         "task": ("vowels", "VOWELS", 0, 0), "system": ("optical", {"n_in": 24, "n_out": 12}),
         "twin": {"samples": 2000, "epochs": 100, "hidden": [256, 256]},
-        "train": TrainConfig(depth=2, encoder="concat", epochs=60, batch_size=16),
+        "train": TrainConfig(depth=2, encoder="concat", norm="batch", epochs=60, batch_size=16),
         "reference_twin": True,
     },
     "mechanical-digits": {
         "task": ("digits", None, 0, 0),
         "system": ("mechanical", {"n_in": 64, "n_out": 64, "noise": {"drift": 0.001}}),
         "twin": {"samples": 2000, "epochs": 100, "hidden": [256, 256]},
-        "train": TrainConfig(depth=3, epochs=30),
+        "train": TrainConfig(depth=3, norm="batch", epochs=30),
     },
     "electronic-digits": {
         "task": ("digits", None, 0, 0), "system": ("electronic", {"n_in": 64, "n_out": 64}),
@@ -157,7 +157,8 @@ def load(row: dict, vowels: Path) -> Task:
     return task
 
 
-def run_seed(name: str, row: dict, task: Task, seed: int, quick: bool, overhead_steps: int) -> dict:
+def run_seed(name: str, row: dict, task: Task, seed: int, quick: bool, overhead_steps: int,
+             trainers: tuple[str, ...] = ("digital", "linear", "in-silico", "pat")) -> dict:
     kind, options = row["system"]
     options = dict(options)
     noise = physics.Noise(**options.pop("noise", {}))
@@ -178,13 +179,12 @@ def run_seed(name: str, row: dict, task: Task, seed: int, quick: bool, overhead_
     reference = fit(uniform_d, uniform_r, seed=seed, show_progress=False, **twin_opts)
     out: dict = {"seed": seed, "twin_nrmse": twin.nrmse, "reference_twin_nrmse": reference.nrmse,
                  "twin_seconds": time.perf_counter() - started, "accuracy": {}, "seconds": {}}
-    trainers = ["digital", "linear", "in-silico", "pat"]
     for trainer in trainers:
         result = train(trainer, task, system, twin, cfg, show_progress=False)
         out["accuracy"][trainer], out["seconds"][trainer] = result.test_accuracy, result.seconds
         if trainer == "pat":
             net = result.net
-    if row.get("reference_twin"):
+    if row.get("reference_twin") and "pat" in trainers:
         result = train("pat", task, system, reference, cfg, show_progress=False)
         out["accuracy"]["pat-ref-twin"], out["seconds"]["pat-ref-twin"] = result.test_accuracy, result.seconds
     drives = torch.cat([d for d, _ in net.drives(task.x_test[:256])])  # what the trained net feeds each layer
@@ -247,7 +247,15 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
     parser.add_argument("--overhead-steps", type=int, default=10, help="PAT steps timed per system (0: skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--merge", type=Path, nargs="+", help="only print and write the rows of these pat.json files")
     args = parser.parse_args()
+    if args.merge:  # rows run in separate processes, one table
+        blobs = [json.loads(p.read_text()) for p in args.merge]
+        rows = [r for b in blobs for r in b["rows"]]
+        (args.out / "pat.json").write_text(json.dumps({"quick": any(b["quick"] for b in blobs), "targets": TARGETS,
+                                                       "rows": rows}, indent=1))
+        Console(width=200).print(table(rows))
+        return 0
     torch.set_num_threads(1)  # small tensors: extra threads cost more than they win on a shared machine
     console = Console(width=200)
     summaries = []

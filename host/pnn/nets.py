@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     mix: bool = False  # a trainable digital Linear before each encoder (hybrid physical-digital net)
     data_width: int = 0  # concat: drive bins for the data (0: the input's width, or half the drive with mix)
+    norm: Literal["twin", "batch"] = "twin"  # standardise responses by the twin's statistics, or by the batch's
 
 
 class Standardise(nn.Module):
@@ -212,6 +213,8 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
         _on_the_fly_norms(net, n_out, cfg.depth)
         bodies = [Unphysical(n_in, n_out)] * cfg.depth
         return net, bodies, bodies
+    if cfg.norm == "batch":  # running statistics of what the layer really returns (PAT: the system's)
+        _on_the_fly_norms(net, n_out, cfg.depth)
     physical = PhysicalLayer(system, twin)  # type: ignore[arg-type]
     test_bodies = [physical] * cfg.depth
     if trainer == "in-silico":
