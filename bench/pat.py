@@ -43,31 +43,31 @@ from pnn.twin import collect, fit
 ROOT = Path(__file__).resolve().parents[1]
 VOWELS = ROOT.parent / "shared" / "data" / "vowels_hillenbrand_subset.csv"
 KINDS = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}
-FASHION = ("fashion-mnist", None, 4000, 2000)  # task, data, train subset, test subset
+FASHION = ("fashion-mnist", None, 2000, 2000)  # task, data, train subset, test subset
 
 ROWS: dict[str, dict] = {
     "electronic-fashion": {
         "task": FASHION, "system": ("electronic", {"n_in": 32, "n_out": 32}),
-        "twin": {"samples": 2000, "epochs": 60, "kind": "temporal", "kernel": 16},
-        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=6, batch_size=64, lr=0.01),
+        "twin": {"samples": 1500, "epochs": 30, "kind": "temporal", "kernel": 16},
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=5, batch_size=64, lr=0.01),
     },
     "optical-fashion": {
         "task": FASHION, "system": ("optical", {"n_in": 32, "n_out": 32}),
-        "twin": {"samples": 3000, "epochs": 80, "hidden": [256, 256]},
-        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=10, batch_size=64, lr=0.01),
+        "twin": {"samples": 2000, "epochs": 40, "hidden": [256, 256]},
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=8, batch_size=64, lr=0.01),
         "reference_twin": True,
     },
     "optical-vowels-2": {
         "task": ("vowels", "VOWELS", 0, 0), "system": ("optical", {"n_in": 24, "n_out": 12}),
-        "twin": {"samples": 2000, "epochs": 100, "hidden": [256, 256]},
-        "train": TrainConfig(depth=2, encoder="concat", norm="batch", epochs=60, batch_size=16),
+        "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
+        "train": TrainConfig(depth=2, encoder="concat", norm="batch", epochs=40, batch_size=16),
         "reference_twin": True,
     },
     "mechanical-digits": {
         "task": ("digits", None, 0, 0),
         "system": ("mechanical", {"n_in": 64, "n_out": 64, "noise": {"drift": 0.001}}),
-        "twin": {"samples": 2000, "epochs": 100, "hidden": [256, 256]},
-        "train": TrainConfig(depth=3, norm="batch", epochs=30),
+        "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
+        "train": TrainConfig(depth=2, norm="batch", epochs=10),
     },
     "electronic-digits": {
         "task": ("digits", None, 0, 0), "system": ("electronic", {"n_in": 64, "n_out": 64}),
