@@ -85,26 +85,16 @@ def uniform_drives(n_in: int) -> DriveSampler:
     return lambda size, gen: torch.rand(size, n_in, generator=gen)
 
 
-def collect(
-    system: PhysicalSystem,
-    n_samples: int,
-    *,
-    seed: int = 0,
-    chunk: int = 256,
-    repeats: int = 1,
-    store: DataStore | None = None,
-    show_progress: bool = True,
-    drives: DriveSampler | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def collect(system: PhysicalSystem, n_samples: int, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Measure `n_samples` drives (uniform random unless `drives` makes them), `chunk` at a time.
 
     Each chunk's drives come from its own seed, so a run that resumes from `store` after a crash
     measures exactly the drives it would have measured. `repeats` > 1 measures each drive that
     many times and averages, as the paper's reference twins did, to average out the noise. A
-    pool's rows keep the board that measured them (the store's "source"; see `collect_sourced`).
+    pool's rows keep the board that measured them (the store's "source"; see `collect_sourced`,
+    which takes the same options: seed, chunk, repeats, store, show_progress, drives).
     """
-    found, response, _ = collect_sourced(system, n_samples, seed=seed, chunk=chunk, repeats=repeats, store=store,
-                                         show_progress=show_progress, drives=drives)
+    found, response, _ = collect_sourced(system, n_samples, **options)
     return found, response
 
 
