@@ -243,6 +243,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the science")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--vowels", type=Path, default=VOWELS, help="the vowels CSV for the optical task")
     parser.add_argument("--only", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
     parser.add_argument("--overhead-steps", type=int, default=10, help="PAT steps timed per system (0: skip)")
@@ -251,7 +252,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.merge:  # rows run in separate processes, one table
         blobs = [json.loads(p.read_text()) for p in args.merge]
-        rows = [r for b in blobs for r in b["rows"]]
+        seeds: dict[str, list[dict]] = {}  # a row's seeds may come from several processes
+        for row in (r for b in blobs for r in b["rows"]):
+            seeds.setdefault(row["name"], []).extend(row["seeds"])
+        rows = [summarise(name, ROWS[name], sorted(s, key=lambda x: x["seed"])) for name, s in seeds.items()]
         (args.out / "pat.json").write_text(json.dumps({"quick": any(b["quick"] for b in blobs), "targets": TARGETS,
                                                        "rows": rows}, indent=1))
         Console(width=200).print(table(rows))
@@ -264,7 +268,7 @@ def main() -> int:
             parser.error(f"unknown row '{name}'; rows are {', '.join(ROWS)}")
         row, seeds = ROWS[name], []
         task = load(row, args.vowels)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             seeds.append(run_seed(name, row, task, seed, args.quick, args.overhead_steps if seed == 0 else 0))
             console.print(f"{name} seed {seed}: {json.dumps({k: round(v, 4) for k, v in seeds[-1]['accuracy'].items()})}"
                           f" cos {json.dumps({k: round(v, 3) for k, v in seeds[-1]['cos'].items()})}"
