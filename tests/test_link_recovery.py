@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from _fixtures import restart
+
 from pnn.devices import _loop, connect
 from pnn.devices._errors import OutageError
 from pnn.devices.faults import Faults, FaultyCable
