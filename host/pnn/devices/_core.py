@@ -53,14 +53,15 @@ _BACKOFF = (0.05, 2.0)  # first and longest pause between reconnect attempts, se
 class _Request:
     """One request in flight: its message, the future its reply resolves, its timer."""
 
-    __slots__ = ("msg", "fut", "ticks", "ahead", "first", "sent", "tries", "timer", "control", "fail_fast", "retransmit")
+    __slots__ = ("msg", "fut", "ticks", "ahead", "first", "sent", "tries", "expiries", "timer", "control", "fail_fast",
+                 "retransmit")
 
     def __init__(self, msg: dict[str, Any], fut: asyncio.Future[dict[str, Any]], ticks: int = 0, *,
                  control: bool = False, fail_fast: bool = False, retransmit: bool = True) -> None:
         self.msg, self.fut, self.ticks = msg, fut, ticks
         self.ahead = ticks  # board ticks queued before its reply, its own included
         self.first = self.sent = 0.0
-        self.tries = 0
+        self.tries = self.expiries = 0  # sends, and timer expiries (each doubles its next timeout)
         self.timer: asyncio.TimerHandle | None = None
         self.control, self.fail_fast, self.retransmit = control, fail_fast, retransmit
 
@@ -259,7 +260,7 @@ class AsyncDevice:
             self.down_since = None
         for req in list(self._pending.values()):
             if not req.control and not req.fut.done():
-                req.first = 0.0  # give-up counts from the first send on this link
+                req.first, req.expiries = 0.0, 0  # give-up and backoff start again on this link
                 self._spawn(self._send(req))
 
     def _outage(self) -> None:
@@ -300,7 +301,8 @@ class AsyncDevice:
         if req.retransmit:
             if req.timer is not None:
                 req.timer.cancel()
-            deadline = req.sent + self._rto.rto + self._pace.seconds(req.ahead)
+            link = min(self.url["max_rto"], self._rto.rto * 2 ** min(req.expiries, 16))  # this request's backoff
+            deadline = req.sent + link + self._pace.seconds(req.ahead)
             req.timer = loop.call_at(deadline, self._expire, req)
         try:
             await self.transport.send(req.msg)
@@ -316,7 +318,7 @@ class AsyncDevice:
         if not req.control and waited > self.url["give_up"] + self._pace.seconds(req.ahead):
             self._drop_link(LinkDown(f"{self.id}: no reply to request {req.msg['id']} for {waited:.1f} s"))
             return
-        self._rto.expired()
+        req.expiries += 1
         self._stats["retries"] += 1
         self._spawn(self._send(req))
 
@@ -358,6 +360,8 @@ class AsyncDevice:
                 if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
                     self._stats["retries"] += 1
                     self._spawn(self._send(req))
+                elif req.control:
+                    req.fut.set_result(msg)  # HELLO / CONFIG say what the refusal means for them
                 elif code not in _TRANSIENT:
                     req.fut.set_exception(DeviceError(f"{self.id}: {errors.name(code)}: {msg.get('msg', '')}", code))
             else:
@@ -370,12 +374,21 @@ class AsyncDevice:
         now = asyncio.get_running_loop().time()
         if t := msg.get("period_us"):
             self._pace.reported(t)
-        if req.ticks:
-            self._pace.observed(now - req.first, req.ahead)
-        if req.tries == 1:  # Karn's rule: a re-sent request's round trip is ambiguous
-            board = req.ahead * max(self._pace.nominal, self._pace.reported_s)
-            self._rto.sample(now - req.sent - board)
+        if req.tries == 1:  # Karn's rule: a re-sent request's timing is ambiguous (and waits inflate it)
+            total = now - req.sent  # = the link's round trip + the board's work queued ahead of the reply
+            if req.ticks:
+                self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
+            self._rto.sample(total - req.ahead * self._pace.tick_s)
+            self._overtaken(req)
         req.fut.set_result(msg)
+
+    def _overtaken(self, answered: _Request) -> None:
+        """The board answers in order: a request sent before this one and still unanswered was lost
+        (it or its reply); re-send it now rather than wait out its timer (TCP's fast retransmit)."""
+        for req in self._pending.values():
+            if req is not answered and req.retransmit and not req.fut.done() and req.sent < answered.sent:
+                self._stats["fast_resends"] += 1
+                self._spawn(self._send(req))
 
     def _drop_link(self, reason: BaseException) -> None:
         """A send failed or a request went unanswered too long: tell the supervisor to reconnect."""
@@ -441,7 +454,8 @@ class AsyncDevice:
             raise DeviceUnavailable(f"{self.id}: not connected")
         reply = await self._control(messages.config_request(self._next_id(), dict(settings)))
         if reply.get("t") != messages.CONFIG:
-            raise DeviceError(f"{self.id}: CONFIG answered with {reply.get('t')!r}")
+            code = reply.get("code")
+            raise DeviceError(f"{self.id}: CONFIG {settings} refused: {errors.name(code)}: {reply.get('msg', '')}", code)
         self.settings = {**self.settings, **settings}
         return dict(reply.get("config") or {})
 

@@ -1,7 +1,7 @@
 """How long to wait for a board: TCP's retransmission timer (RFC 6298) plus the board's own work.
 
 A request's deadline is the link's round trip, estimated as TCP does (smoothed RTT + 4 x its mean
-deviation, doubled on each expiry, kept within bounds), plus the time the board needs for the work
+deviation, kept within bounds, doubled on each expiry of that request), plus the time the board needs for the work
 queued ahead of the reply: ticks x seconds per tick, where seconds per tick is the larger of what the
 board's configuration states (1 / rate) and what its replies showed (a slow board, such as an emulated
 RP2040, takes several times its nominal clock). Nothing here is a constant guess: every term comes
@@ -10,7 +10,7 @@ from the URL, the board's RESULTs, or measured round trips.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -27,7 +27,6 @@ class RetransmitTimer:
     hi: float
     srtt: float | None = None
     rttvar: float = 0.0
-    backoff: int = field(default=0)
 
     def sample(self, rtt: float) -> None:
         """A round trip measured on a request sent once (Karn's rule: never on a re-sent one)."""
@@ -37,17 +36,14 @@ class RetransmitTimer:
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
-        self.backoff = 0  # a fresh measurement ends the backoff (RFC 6298 section 5.7)
-
-    def expired(self) -> None:
-        """A timer expired: double the next timeout (bounded by `hi`)."""
-        self.backoff = min(self.backoff + 1, 16)
 
     @property
     def rto(self) -> float:
-        """The current retransmission timeout for the link part of a round trip, seconds."""
+        """The retransmission timeout for the link part of a round trip, seconds; each request doubles
+        it on each of its own expiries (RFC 6298's backoff, kept per request so that one lossy HELLO
+        does not slow every other request), within `hi`."""
         base = self.initial if self.srtt is None else self.srtt + max(4 * self.rttvar, 0.001)
-        return min(self.hi, max(self.lo, base) * 2**self.backoff)
+        return min(self.hi, max(self.lo, base))
 
 
 @dataclass
@@ -59,7 +55,7 @@ class BoardPace:
     """
 
     nominal: float
-    observed_s: float = 0.0  # wall-clock seconds per tick, smoothed (an upper bound: it includes the link)
+    observed_s: float = 0.0  # wall-clock seconds per tick (round trip less the link's), smoothed
     reported_s: float = 0.0  # the board's own measure (RESULT's period_us)
 
     @property
@@ -71,9 +67,9 @@ class BoardPace:
         self.reported_s = period_us * 1e-6
 
     def observed(self, seconds: float, ticks_ahead: int) -> None:
-        """A reply took `seconds` with `ticks_ahead` ticks queued before it, its own included."""
+        """The board took `seconds` (a reply's round trip less the link's) for `ticks_ahead` ticks."""
         if ticks_ahead > 0:
-            per_tick = seconds / ticks_ahead
+            per_tick = max(0.0, seconds) / ticks_ahead
             self.observed_s = per_tick if not self.observed_s else 0.8 * self.observed_s + 0.2 * per_tick
 
     def seconds(self, ticks: int) -> float:
