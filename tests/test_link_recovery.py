@@ -16,9 +16,10 @@ import pytest
 import torch
 from _fixtures import restart
 
-from pnn.devices import _loop, connect
-from pnn.devices._errors import OutageError
-from pnn.devices.faults import Faults, FaultyCable
+from pnn.devices import connect
+from pnn.link import loop as _loop
+from pnn.link.errors import OutageError
+from pnn.testing.faults import Faults, FaultyCable
 from pnn_protocol import frame, messages
 from pnn_protocol.codec import packb
 

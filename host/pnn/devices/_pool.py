@@ -16,8 +16,8 @@ from collections import deque
 
 import numpy as np
 
-from ._core import AsyncDevice
-from ._errors import DeviceUnavailable, OutageError
+from ..link.client import AsyncDevice
+from ..link.errors import DeviceUnavailable, OutageError
 
 log = logging.getLogger("pnn.devices")
 
