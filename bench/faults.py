@@ -179,13 +179,13 @@ name = "digits"
 [system]
 url = "{url}"
 [twin]
-samples = 400
+samples = 256
 epochs = 20
 hidden = [64, 64]
 [train]
 trainers = ["pat"]
 depth = 2
-epochs = 2
+epochs = 1
 batch_size = 64
 """
 TRAIN_LINK = "n_in=64&n_out=16&heartbeat=0.5"
@@ -224,6 +224,7 @@ def outages(folder: Path, board: str, lengths: list[float]) -> list[dict]:
                 fw.start()
             run = train_run(folder, url, gone, 0.5 * clean["seconds"])
             rows.append(outage_row(f"board firmware gone {down:g} s (pty)", down, clean, run))
+            print(rows[-1], file=sys.stderr)
     finally:
         cable.close()
         fw.close()
@@ -242,6 +243,7 @@ def outages(folder: Path, board: str, lengths: list[float]) -> list[dict]:
                 broker.start()
             run = train_run(folder, url, away, 0.5 * clean["seconds"])
             rows.append(outage_row(f"broker gone {down:g} s (MQTT)", down, clean, run))
+            print(rows[-1], file=sys.stderr)
     finally:
         fw.close()
         broker.stop()
@@ -352,7 +354,7 @@ def show(report: dict) -> None:
                           f"{r['connect_s']:.2f}", f"{r['seconds']:.2f}", f"{r['overhead']:.2f}", goal)  # fmt: skip
         console.print(table)
     if "outages" in report:
-        table = Table(title="(e) outages mid-`pnn train` (PAT, 2 epochs, firmware on a pty / through mosquitto)")
+        table = Table(title="(e) outages mid-`pnn train` (PAT, 1 epoch, firmware on a pty / through mosquitto)")
         for col in ("scenario", "finished", "seconds", "clean s", "stall s", "stall beyond the outage s"):
             table.add_column(col, justify="left" if col == "scenario" else "right")
         for r in report["outages"]:

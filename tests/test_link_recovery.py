@@ -95,7 +95,7 @@ def test_a_call_waits_through_an_outage_and_resumes(firmware_serial) -> None:
         start = time.monotonic()
         response = board(torch.rand(64, 16))  # waits for it, then goes on
         assert response.shape == (64, 8) and time.monotonic() - start > 1.5
-        assert board.waiting == ""
+        _wait_for(lambda: board.aio.connected and board.waiting == "", 10, "the link is up and nothing waits")
 
 
 def test_an_outage_longer_than_patience_is_an_outage_error_naming_the_board() -> None:
@@ -106,3 +106,17 @@ def test_an_outage_longer_than_patience_is_an_outage_error_naming_the_board() ->
         assert board.waiting.startswith(f"waiting for {board.id} since ")
         with pytest.raises(OutageError, match=r"sim://electronic\?seed=2.*unreachable since .*patience 0.5 s"):
             board(torch.rand(2, 16))
+
+
+def test_a_sim_board_whose_firmware_dies_serves_again_at_the_same_url(tmp_path) -> None:
+    from pnn.boards.simboard import SimBoard
+
+    with SimBoard(seed=5, folder=tmp_path / "board") as board:
+        url = board.url
+        with connect(f"{url}?n_in=16&n_out=8&heartbeat=0.2", patience=60) as device:
+            device(torch.rand(2, 16))
+            board.proc.kill()  # what `pnn sim-board` does when its firmware dies: respawn it behind the same relay
+            board.proc.wait()
+            board.respawn()
+            assert board.url == url and board.restarts == 1
+            assert device(torch.rand(2, 16)).shape == (2, 8)

@@ -471,9 +471,13 @@ class AsyncDevice:
             rid = self._next_id()
             probe = messages.config_request(rid) if self.settings and self.boot is None else messages.ping(rid)
             wait = max(interval, self._rto.rto) + self._pace.seconds(self._ticks_in_flight)
+            sent = time.monotonic()
             try:
                 reply = await self._probe(probe, wait)
             except TimeoutError:
+                if self._last_rx > sent:  # the board spoke meanwhile (only this probe was lost)
+                    misses = 0
+                    continue
                 misses += 1
                 if misses >= self.url["probes"]:
                     raise LinkDown(f"{self.id}: {misses} heartbeats unanswered") from None
