@@ -208,23 +208,28 @@ def train_run(folder: Path, url: str, outage: Callable[[], None] | None, at_s: f
     return {"rc": proc.returncode, "seconds": time.perf_counter() - start, "tail": out.strip()[-300:]}
 
 
+def outage_series(folder: Path, url: str, what: str, stop: Callable[[], None], start: Callable[[], None],
+                  lengths: list[float]) -> list[dict]:
+    """A clean `pnn train` on `url`, then one per outage length: `stop()`, that long idle, `start()`."""
+    clean, rows = train_run(folder, url, None, 0), []
+    for down in lengths:
+        def outage(down: float = down) -> None:
+            stop()
+            time.sleep(down)
+            start()
+        run = train_run(folder, url, outage, 0.5 * clean["seconds"])
+        rows.append(outage_row(f"{what} gone {down:g} s", down, clean, run))
+        print(rows[-1], file=sys.stderr)
+    return rows
+
+
 def outages(folder: Path, board: str, lengths: list[float]) -> list[dict]:
     """(e): a board's firmware and the broker gone for each of `lengths` seconds mid-`pnn train`."""
-    rows = []
     fw, master = fuzz.serial_firmware(11, board)
     cable = FaultyCable(master, Faults(), folder)
     try:
-        url = f"serial://{cable.path}?{TRAIN_LINK}"
-        clean = train_run(folder, url, None, 0)
-        for down in lengths:
-            def gone(down: float = down) -> None:
-                fw.proc.kill()
-                fw.proc.wait()
-                time.sleep(down)
-                fw.start()
-            run = train_run(folder, url, gone, 0.5 * clean["seconds"])
-            rows.append(outage_row(f"board firmware gone {down:g} s (pty)", down, clean, run))
-            print(rows[-1], file=sys.stderr)
+        rows = outage_series(folder, f"serial://{cable.path}?{TRAIN_LINK}", "board firmware (pty)",
+                             lambda: (fw.proc.kill(), fw.proc.wait()), fw.start, lengths)  # fmt: skip
     finally:
         cable.close()
         fw.close()
@@ -234,16 +239,8 @@ def outages(folder: Path, board: str, lengths: list[float]) -> list[dict]:
     fw = fuzz.Firmware(["--mqtt", f"{broker.host}:{broker.port}", "--id", "trainee", "--seed", "12", "--board", board],
                        "online as")  # fmt: skip
     try:
-        url = f"mqtt://{broker.host}:{broker.port}/trainee?{TRAIN_LINK}"
-        clean = train_run(folder, url, None, 0)
-        for down in lengths:
-            def away(down: float = down) -> None:
-                broker.stop()
-                time.sleep(down)
-                broker.start()
-            run = train_run(folder, url, away, 0.5 * clean["seconds"])
-            rows.append(outage_row(f"broker gone {down:g} s (MQTT)", down, clean, run))
-            print(rows[-1], file=sys.stderr)
+        rows += outage_series(folder, f"mqtt://{broker.host}:{broker.port}/trainee?{TRAIN_LINK}", "broker (MQTT)",
+                              broker.stop, broker.start, lengths)  # fmt: skip
     finally:
         fw.close()
         broker.stop()
