@@ -16,7 +16,8 @@ a noisy board one request at a time, so a RUN run twice would shift its noise st
 (d) bench/fuzz.py: the host decoder with 1M mutated frames, the firmware with 10k malformed frames.
 (e) outages mid-`pnn train` (a real CLI run, PAT on the firmware): the board's firmware gone for 2, 15,
     60 and 300 s (the pty stays open, as a board that browns out behind its USB hub) and the broker
-    gone as long; each run must finish (exit 0); the stall is its time against a run without outage.
+    gone as long; each run must finish (exit 0); the stall runs from the outage's start to the client's
+    "link back" log line (the run's own total time is too noisy on a shared machine to difference).
 Columns: lost (rows a call failed to return), wrong (rows not bit-equal to the fault-free run), extra
 (rows the board counted beyond those asked: double measurements), retries, the board's ERROR answers, the
 frames each direction lost, and the time against the fault-free run. "Tolerated" means lost = wrong = extra
@@ -191,66 +192,87 @@ batch_size = 64
 TRAIN_LINK = "n_in=64&n_out=16&heartbeat=0.5"
 
 
-def train_run(folder: Path, url: str, outage: Callable[[], None] | None, at_s: float) -> dict:
-    """`pnn train` on `url` (a subprocess, as a user runs it); `outage` starts `at_s` into the run."""
+def train_run(folder: Path, url: str, outage: Callable[[], None] | None) -> dict:
+    """`pnn train` on `url` (a subprocess, as a user runs it). `outage` starts 3 s after the run began
+    measuring (its twin-data folder appears); the stall runs from then until the client's "link back"."""
     exp = folder / f"outage-{time.monotonic_ns()}.toml"
     exp.write_text(EXPERIMENT.format(url=url))
+    runs = folder / f"runs-{time.monotonic_ns()}"
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'host'}:{ROOT / 'protocol'}")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "pnn.cli", "train", str(exp), "--runs", str(folder / "runs")],
+    proc = subprocess.Popen([sys.executable, "-m", "pnn.cli", "train", str(exp), "--runs", str(runs)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    timer = threading.Timer(at_s, outage) if outage else None
-    if timer:
-        timer.start()
-    out, _ = proc.communicate()
-    if timer:
-        timer.join()
-    return {"rc": proc.returncode, "seconds": time.perf_counter() - start, "tail": out.strip()[-300:]}
+    began: list[float] = []
+    back: list[float] = []
+
+    def trigger() -> None:
+        while proc.poll() is None and not list(runs.glob("*/twin-data")):
+            time.sleep(0.2)
+        time.sleep(3.0)
+        if proc.poll() is None and outage is not None:
+            began.append(time.perf_counter())
+            outage()
+
+    timer = threading.Thread(target=trigger)
+    timer.start()
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if "link back after" in line and began:
+            back.append(time.perf_counter())
+    proc.wait()
+    timer.join()
+    stall = (max(back) - began[0]) if began and back else float("nan")
+    return {"rc": proc.returncode, "seconds": time.perf_counter() - start, "stall_s": stall,
+            "tail": "".join(lines).strip()[-300:]}  # fmt: skip
 
 
 def outage_series(folder: Path, url: str, what: str, stop: Callable[[], None], start: Callable[[], None],
                   lengths: list[float]) -> list[dict]:
-    """A clean `pnn train` on `url`, then one per outage length: `stop()`, that long idle, `start()`."""
-    clean, rows = train_run(folder, url, None, 0), []
+    """One `pnn train` on `url` per outage length: `stop()`, that long idle, `start()`, mid-run."""
+    rows = []
     for down in lengths:
         def outage(down: float = down) -> None:
             stop()
             time.sleep(down)
             start()
-        run = train_run(folder, url, outage, 0.5 * clean["seconds"])
-        rows.append(outage_row(f"{what} gone {down:g} s", down, clean, run))
-        print(rows[-1], file=sys.stderr)
+        run = train_run(folder, url, outage)
+        rows.append(outage_row(f"{what} gone {down:g} s", down, run))
+        print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
 
-def outages(folder: Path, board: str, lengths: list[float]) -> list[dict]:
-    """(e): a board's firmware and the broker gone for each of `lengths` seconds mid-`pnn train`."""
-    fw, master = fuzz.serial_firmware(11, board)
-    cable = FaultyCable(master, Faults(), folder)
-    try:
-        rows = outage_series(folder, f"serial://{cable.path}?{TRAIN_LINK}", "board firmware (pty)",
-                             lambda: (fw.proc.kill(), fw.proc.wait()), fw.start, lengths)  # fmt: skip
-    finally:
-        cable.close()
-        fw.close()
-        os.close(master)
-    broker = Broker(folder)
-    broker.start()
-    fw = fuzz.Firmware(["--mqtt", f"{broker.host}:{broker.port}", "--id", "trainee", "--seed", "12", "--board", board],
-                       "online as")  # fmt: skip
-    try:
-        rows += outage_series(folder, f"mqtt://{broker.host}:{broker.port}/trainee?{TRAIN_LINK}", "broker (MQTT)",
-                              broker.stop, broker.start, lengths)  # fmt: skip
-    finally:
-        fw.close()
-        broker.stop()
+def outages(folder: Path, board: str, lengths: list[float], which: str) -> list[dict]:
+    """(e): a board's firmware and/or the broker gone for each of `lengths` seconds mid-`pnn train`."""
+    rows: list[dict] = []
+    if which in ("board", "both"):
+        fw, master = fuzz.serial_firmware(11, board)
+        cable = FaultyCable(master, Faults(), folder)
+        try:
+            rows += outage_series(folder, f"serial://{cable.path}?{TRAIN_LINK}", "board firmware (pty)",
+                                  lambda: (fw.proc.kill(), fw.proc.wait()), fw.start, lengths)  # fmt: skip
+        finally:
+            cable.close()
+            fw.close()
+            os.close(master)
+    if which in ("broker", "both"):
+        broker = Broker(folder)
+        broker.start()
+        fw = fuzz.Firmware(["--mqtt", f"{broker.host}:{broker.port}", "--id", "trainee", "--seed", "12", "--board",
+                            board], "online as")  # fmt: skip
+        try:
+            rows += outage_series(folder, f"mqtt://{broker.host}:{broker.port}/trainee?{TRAIN_LINK}", "broker (MQTT)",
+                                  broker.stop, broker.start, lengths)  # fmt: skip
+        finally:
+            fw.close()
+            broker.stop()
     return rows
 
 
-def outage_row(name: str, down: float, clean: dict, run: dict) -> dict:
-    stall = run["seconds"] - clean["seconds"]
+def outage_row(name: str, down: float, run: dict) -> dict:
     return {"scenario": name, "outage_s": down, "finished": run["rc"] == 0, "rc": run["rc"], "seconds": run["seconds"],
-            "clean_seconds": clean["seconds"], "stall_s": stall, "stall_beyond_outage_s": stall - down,
+            "stall_s": run["stall_s"], "stall_beyond_outage_s": run["stall_s"] - down,
             "tail": run["tail"] if run["rc"] else ""}  # fmt: skip
 
 
@@ -264,6 +286,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--parts", default="abcde", help="which parts to run (letters of the docstring's list)")
     ap.add_argument("--outages", default="2,15,60,300", help="(e) outage lengths, seconds, comma-separated")
+    ap.add_argument("--outage-of", choices=("board", "broker", "both"), default="both", help="(e) what goes away")
     args = ap.parse_args()
     if args.quick:
         args.rows, args.host_frames, args.firmware_frames = 120, 20_000, 1_000
@@ -317,7 +340,7 @@ def main() -> None:
         report["fuzz"] = fuzz.run(args.host_frames, args.firmware_frames)
     if "e" in args.parts:
         print("(e) outages mid-`pnn train` ...", file=sys.stderr)
-        report["outages"] = outages(folder, quiet, [float(x) for x in args.outages.split(",")])
+        report["outages"] = outages(folder, quiet, [float(x) for x in args.outages.split(",")], args.outage_of)
     show(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
@@ -352,11 +375,11 @@ def show(report: dict) -> None:
         console.print(table)
     if "outages" in report:
         table = Table(title="(e) outages mid-`pnn train` (PAT, 1 epoch, firmware on a pty / through mosquitto)")
-        for col in ("scenario", "finished", "seconds", "clean s", "stall s", "stall beyond the outage s"):
+        for col in ("scenario", "finished", "run s", "stall s", "stall beyond the outage s"):
             table.add_column(col, justify="left" if col == "scenario" else "right")
         for r in report["outages"]:
             table.add_row(r["scenario"], "yes" if r["finished"] else f"NO (exit {r['rc']})", f"{r['seconds']:.1f}",
-                          f"{r['clean_seconds']:.1f}", f"{r['stall_s']:.1f}", f"{r['stall_beyond_outage_s']:.1f}")
+                          f"{r['stall_s']:.1f}", f"{r['stall_beyond_outage_s']:.1f}")
         console.print(table)
     if "fuzz" in report:
         fuzz.print_table(report["fuzz"])
