@@ -80,7 +80,7 @@ def test_a_silent_reboot_behind_an_open_port_is_noticed_and_the_configuration_re
         before = board(torch.rand(4, 16))
         with caplog.at_level(logging.WARNING, logger="pnn.devices"):
             restart(sim, "--serial", sim.path, "--seed", "3", ready="serving")  # SIGKILL + boot: no goodbye
-            _wait_for(lambda: board.stats()["reboots"] == 1 and board.aio.connected, 30, "the reboot is noticed")
+            _wait_for(lambda: board.stats()["reboots"] == 1 and board.aio.connected, 90, "the reboot is noticed")
         assert _config(board)["rest_code"] == 77, "the configuration is re-applied after the reboot"
         assert any("rebooted" in r.getMessage() and "re-applied" in r.getMessage() for r in caplog.records)
         assert board(torch.rand(4, 16)).shape == before.shape

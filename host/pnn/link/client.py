@@ -23,6 +23,7 @@ What it guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -276,6 +277,7 @@ class AsyncDevice:
         for req in self._pending.values():
             if which(req) and not req.fut.done():
                 req.fut.set_exception(error)
+                req.fut.exception()  # its awaiter still gets it; one cancelled meanwhile must not leave it "never retrieved"
 
     def _spawn(self, coro: Any) -> None:
         """Run a re-send in the background (only re-sends get a task; the first send is awaited)."""
@@ -437,6 +439,11 @@ class AsyncDevice:
         if self.boot is not None and boot is not None and boot != self.boot:
             why = f"boot id {self.boot!r} -> {boot!r}"
         self.hello, self.caps, self.cal, self.boot = reply, caps, Calibration.for_device(caps, self.url), boot
+        if self.settings and boot is None and not why and self._stats["requests"]:
+            # no boot id to tell by: a board back at its default settings has rebooted while we were away
+            with contextlib.suppress(LinkDown):
+                self._check_fresh(await self._control(messages.config_request(self._next_id())))
+            why = self._fresh_hint
         if self.settings:
             await self.configure(self.settings, _handshake=True)
         if why:
