@@ -338,6 +338,7 @@ class AsyncDevice:
                 continue
             if now - req.sent >= recent:
                 self._stats["fast_resends"] += 1
+                req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
                 self._spawn(self._send(req))
 
     async def _read(self) -> None:
