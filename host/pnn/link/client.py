@@ -35,7 +35,7 @@ import numpy as np
 
 from pnn_protocol import errors, messages
 
-from .codes import Calibration, Capabilities
+from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
 from .timing import BoardPace, RetransmitTimer
 from .transport import Transport
@@ -436,7 +436,7 @@ class AsyncDevice:
         if self.caps is not None and caps.device != self.caps.device:
             raise DeviceError(f"{self.id}: board {caps.device!r} answered where {self.caps.device!r} was; "
                               "reconnect to it by its own URL (its twin is different)")
-        boot, why = reply.get("boot"), self._fresh_hint
+        boot, why = boot_id(reply), self._fresh_hint
         if self.boot is not None and boot is not None and boot != self.boot:
             why = f"boot id {self.boot!r} -> {boot!r}"
         self.hello, self.caps, self.cal, self.boot = reply, caps, Calibration.for_device(caps, self.url), boot
@@ -495,7 +495,7 @@ class AsyncDevice:
 
     def _check_fresh(self, reply: dict[str, Any]) -> None:
         """Raise LinkDown (so the link re-does HELLO and CONFIG) if the board answers as freshly booted."""
-        boot = reply.get("boot")
+        boot = boot_id(reply)
         if boot is not None and self.boot is not None and boot != self.boot:
             self._fresh_hint = f"boot id {self.boot!r} -> {boot!r}"
         elif reply.get("t") == messages.CONFIG:
@@ -537,7 +537,8 @@ class AsyncDevice:
         ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
         await self._slots.acquire()
         rid = self._next_id()
-        msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out)
+        msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
+                           self.cal.drive_width)
         req = _Request(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
         self._ticks_in_flight += ticks
         req.ahead = self._ticks_in_flight
