@@ -37,7 +37,7 @@ from pnn_protocol import errors, messages
 
 from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
-from .timing import BoardPace, RetransmitTimer
+from .timing import BoardPace, InFlight, RetransmitTimer
 from .transport import Transport
 from .url import DeviceURL
 
@@ -49,22 +49,6 @@ _TRANSIENT = (errors.BAD_CRC, errors.BAD_FRAME, errors.TOO_LONG, errors.INTERNAL
 # ERROR codes (id nil) about a frame the board could not read: some request in flight is lost.
 _FRAME_ERRORS = (errors.BAD_CRC, errors.BAD_FRAME, errors.TOO_LONG)
 _BACKOFF = (0.05, 2.0)  # first and longest pause between reconnect attempts, seconds
-
-
-class _Request:
-    """One request in flight: its message, the future its reply resolves, its timer."""
-
-    __slots__ = ("msg", "fut", "ticks", "ahead", "first", "sent", "tries", "expiries", "timer", "control", "fail_fast",
-                 "retransmit")
-
-    def __init__(self, msg: dict[str, Any], fut: asyncio.Future[dict[str, Any]], ticks: int = 0, *,
-                 control: bool = False, fail_fast: bool = False, retransmit: bool = True) -> None:
-        self.msg, self.fut, self.ticks = msg, fut, ticks
-        self.ahead = ticks  # board ticks queued before its reply, its own included
-        self.first = self.sent = 0.0
-        self.tries = self.expiries = 0  # sends, and timer expiries (each doubles its next timeout)
-        self.timer: asyncio.TimerHandle | None = None
-        self.control, self.fail_fast, self.retransmit = control, fail_fast, retransmit
 
 
 class AsyncDevice:
@@ -88,7 +72,7 @@ class AsyncDevice:
         self.boot: Any = None  # the board's boot id (HELLO / PONG `boot`), None if it states none
         self.down_since: float | None = None  # wall-clock time the link went down (None: up, or never up)
         self._ids = itertools.count(random.randrange(1, messages.MAX_ID // 2))
-        self._pending: dict[int, _Request] = {}
+        self._pending: dict[int, InFlight] = {}
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
         self._slots = asyncio.Semaphore(self.window)
@@ -292,7 +276,7 @@ class AsyncDevice:
             log.warning("%s: re-send failed: %r", self.id, task.exception())
 
     # -- sending, timers, replies ---------------------------------------------------------------
-    async def _send(self, req: _Request) -> None:
+    async def _send(self, req: InFlight) -> None:
         """(Re-)send one request and arm its timer; a failed send drops the link."""
         if req.fut.done():
             return
@@ -311,7 +295,7 @@ class AsyncDevice:
         except LinkDown as e:
             self._drop_link(e)
 
-    def _expire(self, req: _Request) -> None:
+    def _expire(self, req: InFlight) -> None:
         """A request's timer ran out: re-send it (backing off), or after `give_up` declare the link down."""
         req.timer = None
         if req.fut.done() or not (self.connected or (req.control and self._link_up)):
@@ -370,7 +354,7 @@ class AsyncDevice:
             else:
                 self._answered(req, msg)
 
-    def _answered(self, req: _Request, msg: dict[str, Any]) -> None:
+    def _answered(self, req: InFlight, msg: dict[str, Any]) -> None:
         if req.timer is not None:
             req.timer.cancel()
             req.timer = None
@@ -385,7 +369,7 @@ class AsyncDevice:
             self._overtaken(req)
         req.fut.set_result(msg)
 
-    def _overtaken(self, answered: _Request) -> None:
+    def _overtaken(self, answered: InFlight) -> None:
         """The board answers in order: a request sent before this one and still unanswered was lost
         (it or its reply); re-send it now rather than wait out its timer (TCP's fast retransmit)."""
         for req in self._pending.values():
@@ -402,7 +386,7 @@ class AsyncDevice:
 
     async def _control(self, msg: dict[str, Any]) -> dict[str, Any]:
         """A control request (HELLO, CONFIG), re-sent until answered while the link is open."""
-        req = _Request(msg, asyncio.get_running_loop().create_future(), control=True)
+        req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True)
         self._pending[msg["id"]] = req
         try:
             await self._send(req)
@@ -412,7 +396,7 @@ class AsyncDevice:
 
     async def _probe(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One heartbeat probe, sent once: the heartbeat counts the misses."""
-        req = _Request(msg, asyncio.get_running_loop().create_future(), control=True, retransmit=False)
+        req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True, retransmit=False)
         self._pending[msg["id"]] = req
         try:
             await self._send(req)
@@ -420,7 +404,7 @@ class AsyncDevice:
         finally:
             self._forget(req)
 
-    def _forget(self, req: _Request) -> None:
+    def _forget(self, req: InFlight) -> None:
         self._pending.pop(req.msg["id"], None)
         if req.timer is not None:
             req.timer.cancel()
@@ -526,7 +510,7 @@ class AsyncDevice:
         if not await self.wait_connected(left):
             raise self._fatal or self.outage_error()
 
-    async def _issue(self, drive: np.ndarray, fail_fast: bool) -> _Request:
+    async def _issue(self, drive: np.ndarray, fail_fast: bool) -> InFlight:
         """Take a window slot and send one RUN; the slot is freed when its future completes."""
         if self.cal is None:
             raise DeviceUnavailable(f"{self.id}: not connected yet (call open())")
@@ -539,7 +523,7 @@ class AsyncDevice:
         rid = self._next_id()
         msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
                            self.cal.drive_width)
-        req = _Request(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
+        req = InFlight(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
         self._ticks_in_flight += ticks
         req.ahead = self._ticks_in_flight
         self._pending[rid] = req
@@ -551,12 +535,12 @@ class AsyncDevice:
             req.fut.set_exception(DeviceUnavailable(f"{self.id}: link down ({self._last_error})"))
         return req
 
-    def _finished(self, req: _Request, _fut: object) -> None:
+    def _finished(self, req: InFlight, _fut: object) -> None:
         self._forget(req)
         self._ticks_in_flight -= req.ticks
         self._slots.release()
 
-    def _result(self, req: _Request, reply: dict[str, Any]) -> np.ndarray:
+    def _result(self, req: InFlight, reply: dict[str, Any]) -> np.ndarray:
         batch = req.msg["batch"]
         if reply.get("t") != messages.RESULT or reply["batch"] != batch or reply["n_out"] != self.n_out:
             raise DeviceError(f"{self.id}: RUN answered by {reply.get('t')!r} of the wrong shape")
@@ -591,7 +575,7 @@ class AsyncDevice:
         step = self.chunk_limit
         if len(drive) <= step:
             return await self.run_chunk(drive)
-        reqs: list[_Request] = []
+        reqs: list[InFlight] = []
         try:
             for i in range(0, len(drive), step):
                 reqs.append(await self._issue(drive[i : i + step], False))

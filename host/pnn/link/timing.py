@@ -1,4 +1,5 @@
-"""How long to wait for a board: TCP's retransmission timer (RFC 6298) plus the board's own work.
+"""How long to wait for a board: TCP's retransmission timer (RFC 6298) plus the board's own work,
+and the record of one request in flight (InFlight) that the client times.
 
 A request's deadline is the link's round trip, estimated as TCP does (smoothed RTT + 4 x its mean
 deviation, kept within bounds, doubled on each expiry of that request), plus the time the board needs for the work
@@ -10,7 +11,9 @@ from the URL, the board's RESULTs, or measured round trips.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -75,3 +78,19 @@ class BoardPace:
     def seconds(self, ticks: int) -> float:
         """Board time for `ticks` ticks, with a margin for jitter in its clock."""
         return 1.25 * ticks * self.tick_s
+
+
+class InFlight:
+    """One request in flight: its message, the future its reply resolves, its timer and what sets it."""
+
+    __slots__ = ("msg", "fut", "ticks", "ahead", "first", "sent", "tries", "expiries", "timer", "control", "fail_fast",
+                 "retransmit")
+
+    def __init__(self, msg: dict[str, Any], fut: asyncio.Future[dict[str, Any]], ticks: int = 0, *,
+                 control: bool = False, fail_fast: bool = False, retransmit: bool = True) -> None:
+        self.msg, self.fut, self.ticks = msg, fut, ticks
+        self.ahead = ticks  # board ticks queued before its reply, its own included
+        self.first = self.sent = 0.0
+        self.tries = self.expiries = 0  # sends, and timer expiries (each doubles its next timeout)
+        self.timer: asyncio.TimerHandle | None = None
+        self.control, self.fail_fast, self.retransmit = control, fail_fast, retransmit
