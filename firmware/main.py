@@ -6,6 +6,18 @@ in /lib (see firmware/README.md). Hold the board's "boot_skip" pin low at reset 
 at the REPL; otherwise the REPL request (pnn_protocol.messages.repl) brings it back.
 """
 
+# Before anything else: Ctrl-C off, so that a 0x03 byte in a host's frame is data. A host re-sends its
+# requests while the board boots, and compiling the modules below takes seconds (tens on an emulated
+# Pico); a 0x03 arriving then raised KeyboardInterrupt here and left the board at the REPL after every
+# reset. The try catches one that arrived before this line ran (MicroPython turns Ctrl-C on just
+# before it runs main.py); that byte's frame is lost, and the host re-sends it.
+try:
+    import micropython
+
+    micropython.kbd_intr(-1)
+except KeyboardInterrupt:
+    pass
+
 import gc
 import sys
 
@@ -34,12 +46,14 @@ def _make_loop(board: dict):
 def main() -> None:
     board = config.load_board("board.json", "secrets.json")  # the board starts in /
     if _boot_skip(board):
+        micropython.kbd_intr(3)
         print("pnn: boot_skip pin held low; staying at the REPL")
         return
     from pnn_fw.loop import ACTION_HARD_RESET
 
     # Each branch imports (compiles) its transport before _make_loop allocates the big buffers.
     if board.get("transport", "serial") == "mqtt":
+        micropython.kbd_intr(3)  # the USB console carries no frames here: Ctrl-C stops the board as usual
         from pnn_fw.mqtt_link import make_client, serve_mqtt
         from pnn_fw.wifi import WiFi
 

@@ -2,7 +2,7 @@
 the electronic layer (firmware/emu/electronic.mjs) between GP15's PWM and ADC0.
 
 One emulator serves the whole module (a boot and a flash cost about a minute on a loaded 2-core host); the
-tests run in file order: flash, devices, a RUN's bytes against protocol/SPEC.md, pacing, calibrate.
+tests run in file order: flash, devices, a RUN's bytes against protocol/SPEC.md, pacing, calibrate, a reset.
 """
 
 from __future__ import annotations
@@ -140,3 +140,40 @@ def test_pnn_calibrate_finds_the_plugin_circuits_gain_offset_and_noise(pico, fla
     assert result["offset"] == pytest.approx(offset, abs=0.03 * 4095)
     # readout noise: the plugin adds noise_v (the host model's additive noise in volts) per conversion
     assert result["noise_codes"] == pytest.approx(pico.table["noise_v"] / 3.3 * 4095, rel=0.3)
+
+
+def reset_through_the_repl(tty: str, log) -> None:
+    """The REPL request, then `machine.reset()` typed at the REPL until the emulator says the chip reset
+    (pty_bridge cold-boots a fresh emulator on the same pty, with the flash kept)."""
+    at = log.stat().st_size
+    ser = flash.open_port(tty)
+    try:
+        ser.write(b"\x00" + frame(packb(messages.repl(9))))
+        deadline = time.monotonic() + 300
+        while b"chip reset" not in log.read_bytes()[at:]:
+            assert time.monotonic() < deadline, "the board never reset"
+            ser.write(b"\r\nimport machine; machine.reset()\r\n")
+            time.sleep(2)
+    finally:
+        ser.close()
+
+
+def survives_a_reset(tty: str, log, noise_v: float) -> None:
+    """One session measures, the board is reset, the session measures again while the board boots."""
+    from pnn.devices import connect
+
+    url = f"serial://{tty}?n_in=16&n_out=4&rate=5000&settle=16&timeout=120&reconnect=600&heartbeat=0&patience=300"
+    # drive code 3 (3/255 on the 8-bit PWM): the RUN frame, re-sent while the board boots, carries a 0x03
+    # byte, which stopped main.py at its imports (KeyboardInterrupt) before Ctrl-C was switched off first
+    drive = np.concatenate([np.full((1, 8), 0.9), np.full((1, 8), 3 / 255)], axis=1).astype(np.float32)
+    with connect(url) as dev:
+        before = np.asarray(dev(drive))
+        reset_through_the_repl(tty, log)
+        after = np.asarray(dev(drive))
+    noise = noise_v / 3.3 / np.sqrt(4)
+    assert np.abs(after - before).max() < 6 * noise + 0.01, (before, after)
+    assert after[0, 0] < after[0, 3]  # still the circuit: saturated under high drive, recovering after
+
+
+def test_a_session_survives_a_machine_reset_through_the_repl_request(pico, flashed):
+    survives_a_reset(pico.tty, pico.log, pico.table["noise_v"])
