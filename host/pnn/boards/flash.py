@@ -26,6 +26,7 @@ import dataclasses
 import errno
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -295,10 +296,14 @@ def knock(port: str, timeout: float = 1.0, interrupt: bool = True) -> Knock:
         NoAnswer: the port cannot be opened (missing, no permission, busy).
     """
     ser = open_port(port)
+    # A fresh id, and wait for the reply to it: a board that was knocked while it booted answers the
+    # HELLOs queued then first, and a stale HELLO says who is there but not how fast it answers (a
+    # devices re-probe sized from one got ~0.2 s for a board seconds behind its backlog).
+    req_id = random.randrange(1 << 20, 1 << 30)
     try:
-        ser.write(b"\x00" + frame(packb(messages.hello_request(1))))
+        ser.write(b"\x00" + frame(packb(messages.hello_request(req_id))))
         t0 = time.monotonic()
-        raw = _read(ser, timeout, lambda d: _firmware(d) is not None)
+        raw = _read(ser, timeout, lambda d: _answers(d, req_id))
         found = _firmware(raw)
         if found is None:  # not our firmware (or not yet): a REPL prints a prompt after CR
             ser.write(b"\r\x03" if interrupt else b"\r")
@@ -311,6 +316,13 @@ def knock(port: str, timeout: float = 1.0, interrupt: bool = True) -> Knock:
         return Knock("garbage" if raw else "silent", {}, raw)
     finally:
         ser.close()
+
+
+def _answers(raw: bytes, req_id: int) -> bool:
+    """True once `raw` holds the reply to request `req_id`, or an answer that no reply will follow
+    (pnn firmware of another protocol version)."""
+    found = _firmware(raw)
+    return found is not None and (found.kind == "version" or any(m.get("id") == req_id for m in _frames(raw)))
 
 
 def _firmware(raw: bytes) -> Knock | None:
