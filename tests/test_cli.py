@@ -57,8 +57,8 @@ def test_train_writes_a_complete_run_folder_and_report_regenerates_it(tmp_path):
         ("[train\nepochs = 2", "not valid TOML"),
         ("[training]\nepochs = 2", "unknown section [training]"),
         ("[train]\nepoch = 2", "unknown key 'epoch' in [train]"),
-        ("[system]\nkind = 'quantum'", "unknown system kind 'quantum'"),
-        ("[task]\nname = 'vowels'\ndata = '/nonexistent/v.csv'", "no such file"),
+        ("[system]\nkind = 'quantum'", "[system] kind = 'quantum'"),
+        ("[task]\nname = 'vowels'\ndata = '/nonexistent/v.csv'", "there is no /nonexistent/v.csv"),
     ],
 )
 def test_malformed_experiment_is_one_line_and_exit_2(run_cli, tmp_path, text, expected):
@@ -74,8 +74,8 @@ def test_bad_arguments_are_one_line(run_cli, tmp_path):
     assert run_cli("train", str(tmp_path / "missing.toml")).returncode == 2
     result = run_cli("report", str(tmp_path))
     assert result.returncode == 2 and "not a run folder" in result.stderr
-    result = run_cli("demo", "--system", "optical")
-    assert result.returncode == 2 and "--data" in result.stderr
+    result = run_cli("demo", "--data", "nope.csv")  # the electronic demo's digits read no data file
+    assert result.returncode == 2 and "--data 'nope.csv'" in result.stderr
 
 
 def test_usage_mistakes_are_one_line_pointing_at_help(run_cli):

@@ -96,7 +96,8 @@ def _fresh_out(path: Path, resume: bool) -> None:
     """--out onto a folder that already holds a run would mix two runs' rows: refuse unless resuming."""
     if resume or not path.exists():
         return
-    held = [n for n in ("metrics.jsonl", "summary.json", "config.json", "twin.pt") if (path / n).exists()]
+    # config.json and a twin alone are fine: pnn collect / fit-twin prepare a folder for pnn train to use
+    held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (path / n).exists()]
     if held:
         raise UsageError(f"--out {path}: that folder already holds a run ({', '.join(held)}); give a new --out "
                          "folder" + (", or --resume to continue it" if _HAS_RESUME else ""))  # fmt: skip

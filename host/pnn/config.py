@@ -253,7 +253,7 @@ class Config:
 def _where(section: str, key: str, flag: Flag | None, source: str | None) -> str:
     if flag is not None:
         return f"{flag.name} {flag.value!r} ([{section}] {key})"
-    return f"[{section}] {key}" + (f" in {source}" if source else "")
+    return (f"{source}: " if source else "") + f"[{section}] {key}"
 
 
 def _fail(where: str, value: Any, allowed: str) -> ConfigError:
@@ -318,7 +318,7 @@ def _check_paths(cfg: Config, given: dict, base: Path) -> None:
         if not path.exists():
             what = "a vowel CSV (columns f0..f11,label,vowel,split)" if task.name == "vowels" else "a folder of idx files"
             raise _fail(_where("task", "data", data_given, cfg.source), task.data,
-                        f"{what} that exists; {path} does not")  # fmt: skip
+                        f"{what} that exists; there is no {path}")  # fmt: skip
         task.data = str(path.resolve())
     elif task.name == "vowels":
         task.data = str(PACKAGED_VOWELS)  # the subset shipped with pnn (datasets/README.md)
@@ -328,7 +328,7 @@ def _check_paths(cfg: Config, given: dict, base: Path) -> None:
         flag = given.get(("twin", "path"), (None, None))[1]
         path = _resolve(cfg.twin.path, flag, base)
         if not path.exists():
-            raise _fail(_where("twin", "path", flag, cfg.source), cfg.twin.path, f"a saved twin file; {path} does not exist")
+            raise _fail(_where("twin", "path", flag, cfg.source), cfg.twin.path, f"a saved twin file that exists; there is no {path}")
         cfg.twin.path = str(path.resolve())
 
 
