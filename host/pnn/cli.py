@@ -44,12 +44,12 @@ def demo_config(system: str, quick: bool, seed: int, data: str | None = None, se
     raw: dict = {
         "experiment": {"name": f"demo-{system}"},
         "system": {"kind": system, "seed": seed},
-        "train": {"depth": 3, "epochs": 10, "batch_size": 64, "seed": seed, "seeds": DEMO_SEEDS},
+        "train": {"depth": 3, "epochs": 6, "batch_size": 64, "seed": seed, "seeds": DEMO_SEEDS},
         "twin": {"samples": 2000, "epochs": 100},
     }
     if system == "mechanical":
         raw["system"]["noise"] = {"drift": 0.001}  # a few kelvin of drift for a high-Q plate
-        raw["train"]["epochs"] = 15
+        raw["train"]["epochs"] = 10
     if system == "optical":
         raw["task"] = {"name": "vowels"}  # the subset shipped with pnn, unless --data names another CSV
         raw["system"].update(n_in=24, n_out=12)
