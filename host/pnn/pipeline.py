@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from .data import Task
-from .devices._record import Recorder
 from .pat import PhysicalLayer, TwinSpec
 from .progress import progress
+from .store import Recorder
 from .system import PhysicalSystem
 from .train import PhysicalNet, Result, TrainConfig, accuracy, build
 from .twin import Twin, describe, fit, nrmse
