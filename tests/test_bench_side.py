@@ -14,7 +14,7 @@ import pytest
 
 
 def test_devices_takes_the_url_sim_board_prints_and_units_differ_by_seed(run_cli):
-    from pnn.simboard import SimBoard
+    from pnn.boards.simboard import SimBoard
 
     with SimBoard(seed=5) as five, SimBoard(seed=6) as six:
         folders = [five.folder, six.folder]
@@ -66,7 +66,7 @@ def test_version(run_cli):
 
 
 def test_sim_board_keeps_its_folder_when_the_firmware_fails(tmp_path):
-    from pnn.simboard import SimBoard
+    from pnn.boards.simboard import SimBoard
 
     board = SimBoard(seed=7)
     board.proc.kill()

@@ -263,7 +263,7 @@ def _explain(url: str, error: Exception) -> str:
 
 
 def cmd_flash(args: argparse.Namespace, console: Console) -> int:
-    from . import flash
+    from .boards import flash
 
     try:
         return _flash(args, console)

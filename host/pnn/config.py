@@ -112,7 +112,7 @@ def _did_you_mean(v: Any, options: Any) -> str:
 
 
 def _urls(v: Any) -> str | list[str] | None:
-    from .devices._url import parse_url
+    from .link.url import parse_url
 
     if v is None or v == "":
         return None
