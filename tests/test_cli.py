@@ -4,25 +4,9 @@ import json
 import subprocess
 
 import pytest
+from _fixtures import TINY
 
 from pnn.cli import main
-
-TINY = """
-[experiment]
-name = "tiny"
-[system]
-kind = "electronic"
-n_in = 64
-n_out = 16
-[twin]
-samples = 300
-epochs = 5
-hidden = [32]
-[train]
-trainers = ["in-silico", "pat"]
-depth = 2
-epochs = 2
-"""
 
 
 def test_console_script_is_installed():
@@ -126,4 +110,8 @@ def test_train_against_the_firmware_under_micropython_over_a_pty(run_cli, tmp_pa
         assert result.returncode == 0, result.stderr
         summary = json.loads((run / "summary.json").read_text())
         assert summary["system"].startswith("serial://") and summary["accuracy"]["pat"] > 0.2
+        board_record = json.loads((run / "run.json").read_text())["boards"][0]  # the HELLO it answered
+        assert board_record["id"] == "sim-4" and board_record["hello"]["device"] == "sim-4"
+        assert board_record["hello"]["fw"] and board_record["hello"]["caps"]["adc_bits"] == 12
+        assert set(board_record["calibration"]) == {"dac_lo", "dac_hi", "adc_lo", "adc_hi"}
         assert board.proc.poll() is None  # the board is still serving

@@ -7,26 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _fixtures import TINY
 
 from pnn import config, physics
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = """
-[experiment]
-name = "tiny"
-[system]
-kind = "electronic"
-n_in = 64
-n_out = 16
-[twin]
-samples = 300
-epochs = 5
-hidden = [32]
-[train]
-trainers = ["in-silico", "pat"]
-depth = 2
-epochs = 2
-"""
 
 
 class CountingBoard(physics.Electronic):

@@ -5,26 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import _fixtures
 import numpy as np
 import pytest
 
-TINY = """
-[experiment]
-name = "tiny"
-[system]
-kind = "electronic"
-n_in = 64
-n_out = 16
-[twin]
-samples = 300
-epochs = 5
-hidden = [32]
-[train]
-trainers = ["digital", "in-silico"]
-depth = 2
-epochs = 2
-seeds = 2
-"""
+TINY = _fixtures.TINY.replace('trainers = ["in-silico", "pat"]', 'trainers = ["digital", "in-silico"]') + "seeds = 2\n"
 
 
 @pytest.fixture(scope="module")
