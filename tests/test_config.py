@@ -137,3 +137,23 @@ def test_every_example_parses_and_validates_from_anywhere(example, tmp_path, mon
     assert cfg.experiment.name and cfg.train.trainers
     if cfg.task.data:
         assert Path(cfg.task.data).exists()
+
+
+def test_patience_reaches_connect_all_when_it_takes_it(monkeypatch):
+    from pnn import devices, experiment
+
+    seen: list[dict] = []
+
+    def with_patience(urls, *, store=None, patience=None):
+        seen.append({"patience": patience})
+        return "pool"
+
+    def without(urls, *, store=None):
+        seen.append({})
+        return "pool"
+
+    spec = config.parse({"system": {"url": "sim://electronic", "patience": 30}}).as_dict()["system"]
+    monkeypatch.setattr(devices, "connect_all", with_patience)
+    assert experiment.make_system(spec) == "pool" and seen[-1] == {"patience": 30.0}
+    monkeypatch.setattr(devices, "connect_all", without)  # a pnn whose connect_all has no patience yet
+    assert experiment.make_system(spec) == "pool" and seen[-1] == {}

@@ -49,7 +49,7 @@ def make_system(spec: dict[str, Any]) -> PhysicalSystem:
 
         # patience: how long to wait when every board is gone (where this pnn's connect_all takes it)
         takes = "patience" in inspect.signature(connect_all).parameters
-        return connect_all(spec["url"], **({"patience": spec["patience"]} if takes else {}))
+        return connect_all(spec["url"], **({"patience": spec.get("patience", config.SystemSection.patience)} if takes else {}))
     from . import physics
 
     if spec["kind"] not in physics.KINDS:
