@@ -79,19 +79,30 @@ def training_curves(rows: Sequence[dict], path: Path, title: str = "", n_classes
                          xycoords=("axes fraction", "data"), va="bottom", fontsize=8)
     ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(0, 100),
                title="test accuracy" + (f" ({n_test} test samples)" if n_test else ""))  # fmt: skip
-    ax_loss.set(xlabel="epoch", ylabel="test cross-entropy (nats)", ylim=(0, None), title="test loss (same evaluation)")
+    top = max([np.log(n_classes) if n_classes else 0.0] + [float((m + sd).max()) for _, m, sd in loss.values()])
+    ax_loss.set(xlabel="epoch", ylabel="test cross-entropy (nats)", ylim=(0, 1.15 * top or 1.0),
+                title="test loss (same evaluation)")  # fmt: skip
     for ax in (ax_acc, ax_loss):
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     n = len(seeds)
     fig.legend(*ax_acc.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f"{title}: mean" + (f" ± std over {n} seeds" if n > 1 else " (1 seed)"))
+    fig.suptitle(f"{title}: " + (f"mean ± std over {n} seeds" if n > 1 else "1 seed"))
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     return _save(fig, path, layout=False)
 
 
-def twin_vs_measurement(pairs: np.ndarray, path: Path, nrmse: float, title: str = "", board: str = "") -> Path:
+# What a response's bins and values are, per simulated kind (boards and the other kinds read an ADC).
+AXES = {"optical": ("spectrometer bin (second-harmonic frequency, low to high)",
+                    "SH intensity (1 = a typical maximum)")}  # fmt: skip
+ADC_AXES = ("output bin (consecutive ADC samples averaged; later bins = later in time)",
+            "response (fraction of ADC full scale)")  # fmt: skip
+
+
+def twin_vs_measurement(pairs: np.ndarray, path: Path, nrmse: float, title: str = "", board: str = "",
+                        kind: str = "") -> Path:
     """pairs [2, n, n_out]: measured and twin-predicted responses to the same held-out drives."""
+    xlabel, ylabel = AXES.get(kind, ADC_AXES)
     measured, predicted = pairs
     n = len(measured)
     fig, axes = plt.subplots(n, 1, figsize=(8, 1.6 * n + 1.2), sharex=True, squeeze=False)
@@ -100,8 +111,8 @@ def twin_vs_measurement(pairs: np.ndarray, path: Path, nrmse: float, title: str 
         ax.plot(predicted[i], "-", color=COLOURS["pat"], lw=1.5, label="twin's prediction")
         ax.text(0.005, 0.97, f"held-out drive {i + 1}", transform=ax.transAxes, va="top", fontsize=8, alpha=0.7)
         ax.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("output bin (consecutive ADC samples averaged; later bins = later in time)")
-    fig.supylabel("response (fraction of converter full scale)", fontsize=9)
+    axes[-1, 0].set_xlabel(xlabel)
+    fig.supylabel(ylabel, fontsize=9)
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
     who = f" ({board})" if board else ""
     fig.suptitle(f"{title}: twin vs measurement{who} on held-out drives, NRMSE {nrmse:.3f}", fontsize=10)

@@ -104,7 +104,9 @@ def _twin_plot(run_dir: Path, name: str) -> Path | None:
     drive = torch.from_numpy(drives[-4:])
     with torch.no_grad():
         pairs = np.stack([measured[-4:], twin(drive).numpy()])
-    return plots.twin_vs_measurement(pairs, run_dir / "twin.png", twin.nrmse, name, board)
+    system = json.loads((run_dir / "config.json").read_text())["system"]
+    kind = "" if system.get("url") else system.get("kind", "")
+    return plots.twin_vs_measurement(pairs, run_dir / "twin.png", twin.nrmse, name, board, kind)
 
 
 def _cell(s: dict[str, Any], key: str) -> str:
@@ -142,6 +144,8 @@ def summary_table(summaries: list[dict[str, Any]], title: str = "") -> Table:
     for column in columns:
         table.add_column(column, justify="left" if column == "experiment" else "right", no_wrap=True)
     for s in summaries:
-        table.add_row(s["name"], str(s["depth"]), f"{s['twin_nrmse']:.3f}", *[_cell(s, t) for t in trainers],
+        boards = len(s.get("twin_nrmse_per_board", {}))
+        nrmse = f"{s['twin_nrmse']:.3f}" + (f" (worst of {boards} boards)" if boards > 1 else "")
+        table.add_row(s["name"], str(s["depth"]), nrmse, *[_cell(s, t) for t in trainers],
                       *[_gap(s, a, b) for a, b in gaps], f"{s['total_seconds']:.0f}")  # fmt: skip
     return table
