@@ -137,7 +137,7 @@ def summary_table(summaries: list[dict[str, Any]], title: str = "") -> Table:
     gaps = [(a, b) for a, b in (("pat", "in-silico"), ("pat", "linear")) if any({a, b} <= set(s["accuracy"]) for s in summaries)]
     seeds = sorted({len(s.get("seeds", [0])) for s in summaries})
     over = f"mean ± std over {seeds[0]} seeds" if seeds == [seeds[0]] and seeds[0] > 1 else "1 seed" if seeds == [1] else "mean ± std over seeds"
-    table = Table(title=title or f"test accuracy (PAT and in-silico on the system; digital/linear: digital nets), {over}")
+    table = Table(title=title or f"test accuracy on the system (digital, linear: on their digital nets), {over}")
     names = {"pat": "PAT", ("pat", "in-silico"): "PAT−silico", ("pat", "linear"): "PAT−linear (lift)"}
     columns = ["experiment", "layers", "twin NRMSE", *[names.get(t, t) for t in trainers],
                *[names[g] for g in gaps], "time s"]  # fmt: skip
