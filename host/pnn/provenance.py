@@ -40,7 +40,8 @@ def _git(folder: Path) -> dict[str, Any] | None:
 
 
 def boards(system: Any) -> list[dict[str, Any]]:
-    """Each board's HELLO (id, firmware, caps) and the calibration its codes were converted with.
+    """Each board's HELLO (id, firmware, caps), its link (the URL-derived id, no secrets) and the calibration
+    its codes were converted with.
 
     A simulated system is recorded by its own description (kind, parts, noise, seed).
     """
@@ -54,7 +55,8 @@ def boards(system: Any) -> list[dict[str, Any]]:
             continue
         cal = getattr(aio, "cal", None)
         calibration = None if cal is None else {k: getattr(cal, k) for k in ("dac_lo", "dac_hi", "adc_lo", "adc_hi")}
-        rows.append({"id": getattr(m, "id", None), "hello": aio.hello, "calibration": calibration,
+        rows.append({"id": aio.hello.get("device"), "link": getattr(m, "id", None), "hello": aio.hello,
+                     "calibration": calibration,
                      "calibration_source": "URL parameters (pnn calibrate prints them)" if _calibrated(aio)
                      else "none: full-scale codes"})  # fmt: skip
     return rows
