@@ -157,3 +157,49 @@ def test_patience_reaches_connect_all_when_it_takes_it(monkeypatch):
     assert experiment.make_system(spec) == "pool" and seen[-1] == {"patience": 30.0}
     monkeypatch.setattr(devices, "connect_all", without)  # a pnn whose connect_all has no patience yet
     assert experiment.make_system(spec) == "pool" and seen[-1] == {}
+
+
+def test_a_firmware_board_that_counts_runs_sees_none_before_the_error(run_cli, tmp_path):
+    """The real firmware under MicroPython (tests/fw_counting.py) behind a pty: bad values never reach it."""
+    import os
+    import subprocess
+    import time
+    import tty
+
+    from pnn.testing.faults import Faults, FaultyCable
+    from pnn_protocol import frame, messages
+    from pnn_protocol.codec import packb
+
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    log = tmp_path / "fw.txt"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(["micropython", "-X", "heapsize=256k", str(ROOT / "tests" / "fw_counting.py"),
+                                 os.ttyname(slave)], stdout=f, stderr=f)  # fmt: skip
+    os.close(slave)
+    try:
+        deadline = time.monotonic() + 60
+        while "serving" not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.05)
+        cable = FaultyCable(master, Faults(), tmp_path)
+        try:
+            url = f"serial://{cable.path}?n_in=64&n_out=16"
+            for replace, flags in ((("epochs = 2", "epochs = 2\nlr = -1"), []), (("", ""), ["--epochs", "-3"]),
+                                   (("", ""), ["--trainers", "pat,magic"])):  # fmt: skip
+                toml = _toml(tmp_path, replace if replace[0] else ('kind = "electronic"', f'url = "{url}"'))
+                toml.write_text(toml.read_text().replace('kind = "electronic"', f'url = "{url}"'))
+                result = run_cli("train", str(toml), "--out", str(tmp_path / "run"), *flags)
+                assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        finally:
+            cable.close()
+        os.write(master, b"\x00" + frame(packb(messages.repl(1))))  # the counts, please
+        proc.wait(30)
+        counts = log.read_text(errors="replace").split("counts ")[-1]
+        assert '"runs": 0' in counts and '"requests": 1' in counts, counts  # only our REPL request arrived
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(master)
