@@ -63,6 +63,12 @@ def _number(lo: float, *, open_lo: bool = False) -> Callable[[Any], float]:
     return check
 
 
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad("true or false")
+    return v
+
+
 def _text(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
         raise _Bad("a non-empty string")
@@ -220,7 +226,7 @@ class TwinSection:
 
 @dataclass
 class TrainSection:
-    trainers: list[str] = _rule(["digital", "in-silico", "pat"], _trainers)
+    trainers: list[str] = _rule(["digital", "linear", "in-silico", "pat"], _trainers)
     depth: int = _rule(2, _int(1))
     encoder: str = _rule("affine", _one_of(_encoders))
     epochs: int = _rule(20, _int(1))
@@ -228,6 +234,9 @@ class TrainSection:
     lr: float = _rule(0.02, _number(0, open_lo=True))
     seed: int = _rule(0, _int(0))
     seeds: int = _rule(1, _int(1))  # training seeds seed, seed+1, ...: the table reports mean +- std
+    mix: bool = _rule(False, _bool)  # a trainable digital Linear before each encoder (nets.TrainConfig)
+    data_width: int = _rule(0, _int(0))  # concat: drive bins for the data (0: the input's width)
+    norm: str = _rule("twin", _one_of(lambda: ("twin", "batch")))
 
 
 SECTIONS: dict[str, type] = {"experiment": ExperimentSection, "task": TaskSection, "system": SystemSection,
@@ -334,8 +343,8 @@ def _check_paths(cfg: Config, given: dict, base: Path) -> None:
 
 def _check_together(cfg: Config) -> None:
     """Values that are fine alone but not together (simulated systems: a URL's shape is the board's to say)."""
-    if cfg.system.url is not None:
-        return
+    if cfg.system.url is not None or cfg.train.mix or cfg.train.data_width:
+        return  # a board's shape is its own to say; mix and data_width set the drive's layout themselves
     n_in, n_out, features = cfg.system.n_in, cfg.system.n_out, _features(cfg.task.name)
     widths = {features} | ({n_out} if cfg.train.depth > 1 else set())
     if cfg.train.encoder == "concat" and n_in <= max(widths):

@@ -22,7 +22,7 @@ from .report import regenerate, summary_table
 from .store import DataStore
 from .system import PhysicalSystem
 from .train import TrainConfig, accuracy, build, train
-from .twin import Twin, collect, describe, fit, load_twins, save_twins
+from .twin import Twin, collect, describe, fit_per_source, load_twins, save_twins
 
 CHUNK = 256  # drives per measurement call and per durable store chunk: a crash loses at most this many
 ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
@@ -75,16 +75,11 @@ def fit_from_store(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = 
     drives, responses = (torch.from_numpy(a) for a in store.load())
     if len(drives) < 10:
         raise ExperimentError(f"{run_dir}/twin-data holds {len(drives)} samples; run 'pnn collect' first")
-    sources = store.load_extra("source")
-    groups = {"": slice(None)} if sources is None else {str(s): torch.from_numpy(sources == s) for s in sorted(set(sources))}
-    twins = {}
-    for source, rows in groups.items():
-        twin = fit(drives[rows], responses[rows], seed=cfg["system"]["seed"], epochs=twin_cfg["epochs"],
-                   kind=twin_cfg["kind"], show_progress=show_progress,
-                   **{k: twin_cfg[k] for k in ARCH_KEYS.get(twin_cfg["kind"], ())})
-        twin.metadata.update(system=store.meta.get("system"), n_samples=len(drives[rows]), source=source,
-                             seed=cfg["system"]["seed"])
-        twins[source] = twin
+    twins = fit_per_source(drives, responses, store.load_extra("source"), seed=cfg["system"]["seed"],
+                           epochs=twin_cfg["epochs"], kind=twin_cfg["kind"], show_progress=show_progress,
+                           **{k: twin_cfg[k] for k in ARCH_KEYS.get(twin_cfg["kind"], ())})
+    for twin in twins.values():
+        twin.metadata.update(system=store.meta.get("system"), seed=cfg["system"]["seed"])
     save_twins(twins, run_dir)
     return twins[""] if list(twins) == [""] else twins
 
