@@ -1,8 +1,13 @@
-"""The `pnn` command. Every failure a user can cause ends in one line saying what to do, and exit code 2."""
+"""The `pnn` command. Every failure a user can cause ends in one line saying what to do, and exit code 2.
+
+Heavy libraries (torch, matplotlib, the device clients) load inside the commands that need them, so
+`pnn --help` and `pnn --version` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
 import shutil
@@ -10,10 +15,12 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+from . import __version__
 
-from . import experiment
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEMO_SYSTEMS = ("electronic", "mechanical", "optical")
 
@@ -22,32 +29,36 @@ class UsageError(Exception):
     """A mistake the user can mend; printed as one line."""
 
 
-def demo_config(system: str, quick: bool, seed: int, data: str | None = None) -> dict:
+DEMO_SEEDS = 3  # the demo's table is a mean +- std over this many training seeds
+
+
+def demo_config(system: str, quick: bool, seed: int, data: str | None = None, seeds: int | None = None) -> dict:
     """The `pnn demo` experiment: a simulated board, 3 physical layers, realistic noise and drift.
 
     The twin is the paper's kind (an MLP) fit on 2,000 measurements: good enough for PAT, not good
-    enough for in-silico training, which is the point the demo makes.
+    enough for in-silico training, which is the point the demo makes. Every value, the flags' too,
+    is checked before anything is measured.
     """
+    from . import config
+
     raw: dict = {
         "experiment": {"name": f"demo-{system}"},
         "system": {"kind": system, "seed": seed},
-        "train": {"depth": 3, "epochs": 20, "batch_size": 64, "seed": seed},
+        "train": {"depth": 3, "epochs": 6, "batch_size": 64, "seed": seed, "seeds": DEMO_SEEDS},
         "twin": {"samples": 2000, "epochs": 100},
     }
     if system == "mechanical":
         raw["system"]["noise"] = {"drift": 0.001}  # a few kelvin of drift for a high-Q plate
-        raw["train"]["epochs"] = 30
+        raw["train"]["epochs"] = 10
     if system == "optical":
-        if data is None:
-            raise UsageError("the optical demo runs the vowel task: pass --data PATH/TO/vowels.csv "
-                             "(columns f0..f11,label,vowel,split)")
-        raw["task"] = {"name": "vowels", "data": data}
+        raw["task"] = {"name": "vowels"}  # the subset shipped with pnn, unless --data names another CSV
         raw["system"].update(n_in=24, n_out=12)
-        raw["train"].update(encoder="concat", batch_size=16, epochs=60, depth=1)
+        raw["train"].update(encoder="concat", batch_size=16, epochs=40, depth=1)
     if quick:
         raw["train"]["epochs"] = max(2, raw["train"]["epochs"] // 5)
         raw["twin"].update(samples=500, epochs=30)
-    return experiment.resolve(raw)
+    flags = {"task.data": config.Flag("--data", data), "train.seeds": config.Flag("--seeds", seeds)}
+    return config.parse(raw, flags).as_dict()
 
 
 def new_run_dir(root: str, name: str) -> Path:
@@ -60,50 +71,88 @@ def new_run_dir(root: str, name: str) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    config = demo_config(args.system, args.quick, args.seed, args.data)
-    run_dir = new_run_dir(args.runs, config["experiment"]["name"])
-    console.print(f"[bold]pnn demo[/]: simulated {args.system} board, no hardware needed. Run folder: {run_dir}")
-    experiment.run(config, run_dir, console=console)
+    cfg = demo_config(args.system, args.quick, args.seed, args.data, args.seeds)
+    from . import experiment
+
+    run_dir = new_run_dir(args.runs, cfg["experiment"]["name"])
+    console.print(f"[bold]pnn demo[/]: simulated {args.system} board, no hardware needed, "
+                  f"{cfg['train']['seeds']} training seeds. Run folder: {run_dir}")  # fmt: skip
+    experiment.run(cfg, run_dir, console=console)
     console.print(f"plots: {run_dir}/training.png, {run_dir}/twin.png, {run_dir}/confusion.png")
     return 0
 
 
+def _train_flags(args: argparse.Namespace) -> dict:
+    from .config import Flag
+
+    flags = {"train.epochs": Flag("--epochs", args.epochs), "train.seeds": Flag("--seeds", args.seeds),
+             "task.data": Flag("--data", args.data), "system.patience": Flag("--patience", args.patience)}  # fmt: skip
+    if args.trainers is not None:
+        flags["train.trainers"] = Flag("--trainers", [t for t in args.trainers.split(",") if t])
+    return flags
+
+
+def _fresh_out(path: Path, resume: bool) -> None:
+    """--out onto a folder that already holds a run would mix two runs' rows: refuse unless resuming."""
+    if resume or not path.exists():
+        return
+    # config.json and a twin alone are fine: pnn collect / fit-twin prepare a folder for pnn train to use
+    held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (path / n).exists()]
+    if held:
+        raise UsageError(f"--out {path}: that folder already holds a run ({', '.join(held)}); give a new --out "
+                         "folder" + (", or --resume to continue it" if _HAS_RESUME else ""))  # fmt: skip
+
+
+_HAS_RESUME = False  # set when `pnn train --resume` exists (the parser says)
+
+
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
-    config = experiment.load(args.experiment)
-    if args.epochs is not None:
-        config["train"]["epochs"] = args.epochs
-    run_dir = Path(args.out) if args.out else new_run_dir(args.runs, config["experiment"]["name"])
+    from . import config
+
+    cfg = config.load(args.experiment, _train_flags(args)).as_dict()  # every value checked before measuring
+    run_dir = Path(args.out) if args.out else new_run_dir(args.runs, cfg["experiment"]["name"])
+    _fresh_out(run_dir, bool(getattr(args, "resume", False)))
+    from . import experiment
+
     console.print(f"[bold]pnn train[/] {args.experiment} -> {run_dir}")
-    experiment.run(config, run_dir, console=console)
+    experiment.run(cfg, run_dir, console=console)
     return 0
 
 
-def _experiment_dir(args: argparse.Namespace) -> tuple[dict, Path]:
-    config = experiment.load(args.experiment)
+def _experiment_dir(args: argparse.Namespace, overrides: dict | None = None) -> tuple[dict, Path]:
+    from . import config
+
+    cfg = config.load(args.experiment, overrides).as_dict()
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    return config, run_dir
+    (run_dir / "config.json").write_text(json.dumps(cfg, indent=1))
+    return cfg, run_dir
 
 
 def cmd_collect(args: argparse.Namespace, console: Console) -> int:
-    config, run_dir = _experiment_dir(args)
-    if args.samples is not None:
-        config["twin"]["samples"] = args.samples
-    system = experiment.make_system(config["system"])
-    store = experiment.collect_data(config, system, run_dir)
+    from .config import Flag
+
+    cfg, run_dir = _experiment_dir(args, {"twin.samples": Flag("--samples", args.samples)})
+    from . import experiment
+
+    system = experiment.make_system(cfg["system"])
+    store = experiment.collect_data(cfg, system, run_dir)
     console.print(f"{run_dir / 'twin-data'}: {store.verify()} samples in {store.n_chunks} verified chunks")
     return 0
 
 
 def cmd_fit_twin(args: argparse.Namespace, console: Console) -> int:
-    config, run_dir = _experiment_dir(args)
-    twin = experiment.fit_from_store(config, run_dir)
+    cfg, run_dir = _experiment_dir(args)
+    from . import experiment
+
+    twin = experiment.fit_from_store(cfg, run_dir)
     console.print(f"{run_dir / 'twin.pt'}: held-out NRMSE {twin.nrmse:.3f} on {twin.metadata['n_test']} samples")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    from . import experiment
+
     acc = experiment.evaluate(Path(args.run), args.trainer)
     console.print(f"{args.run}: {args.trainer} test accuracy on the system now: {100 * acc:.1f}%")
     return 0
@@ -140,7 +189,7 @@ def cmd_sim_board(args: argparse.Namespace, console: Console) -> int:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from .report import regenerate
 
-    for path in regenerate(Path(args.run)):
+    for path in regenerate(Path(args.run), complete=True):  # an incomplete run: one line naming what is missing
         console.print(f"wrote {path}")
     return 0
 
@@ -219,6 +268,18 @@ def _explain(url: str, error: Exception) -> str:
 
 
 def cmd_flash(args: argparse.Namespace, console: Console) -> int:
+    from .boards import flash
+
+    try:
+        return _flash(args, console)
+    except flash.NoAnswer:
+        raise
+    except OSError as e:  # pyserial's SerialException too: the board was unplugged or reset mid-way
+        raise UsageError(f"{args.port} went away while flashing ({e}): plug the board back in, check it with "
+                         f"`pnn devices`, and run `pnn flash {args.port} --board {args.board}` again") from None
+
+
+def _flash(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .boards import flash
@@ -322,6 +383,21 @@ def _row_problem(row: dict) -> str:
     return _mqtt_problem(parts.hostname or "", parts.port or 1883, parts.path.strip("/"))
 
 
+def _device_args(urls: list[str], serial: list[str], mqtt: list[str]) -> tuple[list[str], list[str]]:
+    """Ports and brokers from URLs and --serial / --mqtt values: serial:///dev/pts/3 is the port /dev/pts/3."""
+    ports, brokers = [], list(mqtt)
+    for value in [*urls, *serial]:
+        if value.startswith("serial://"):
+            ports.append(value.removeprefix("serial://").split("?")[0])
+        elif value.startswith("mqtt://"):
+            brokers.append(value)
+        elif value in urls and "://" in value:
+            raise UsageError(f"{value!r}: give a board as serial://PATH or a broker as mqtt://HOST:PORT")
+        else:
+            ports.append(value)
+    return ports, brokers
+
+
 # Probe a slow board again allowing this many of its measured HELLO round trips per request: the async
 # client's open (port set-up, HELLO, three PINGs) on a loaded host takes ~3x a bare knock, and load varies.
 SLOW_BOARD_FACTOR = 10.0
@@ -349,9 +425,10 @@ def _probe_slow_board(row: dict) -> dict:
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
     from .boards.discover import list_devices, table
 
-    brokers = [_broker_url(b) for b in args.mqtt]
+    serial, mqtt = _device_args(args.urls, args.serial, args.mqtt)
+    brokers = [_broker_url(b) for b in mqtt]
     with console.status("asking every port and broker for HELLO"):
-        rows = list_devices(args.serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
+        rows = list_devices(serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
     rows = [_probe_slow_board(r) for r in rows]
     for r in rows:  # a broker row carries the URL as given: keep its password off the screen
         r["url"] = re.sub(r"^(mqtt://)[^/@]*@", r"\1", r["url"])
@@ -405,11 +482,30 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line that points at --help, not a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+        self.exit(2, f"{self.prog}: error: {message}{_suggest(message)}; see '{self.prog} --help'\n")
+
+
+def _suggest(message: str) -> str:
+    """ " (did you mean 'demo'?)" for argparse's invalid-choice and unrecognised-argument messages."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        options = re.findall(r"'?([\w-]+)'?", choice.group(2))
+        close = difflib.get_close_matches(choice.group(1), options, n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+    flag = re.search(r"unrecognized arguments: (--[\w-]+)", message)
+    if flag:
+        known = [o for a in _PARSER_OPTIONS for o in a]
+        close = difflib.get_close_matches(flag.group(1), known, n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+    return ""
+
+
+_PARSER_OPTIONS: list[list[str]] = []  # every option string of every subcommand, for "did you mean"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pnn", description="Physical neural networks with physics-aware training.")
+    parser.add_argument("--version", action="version", version=f"pnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="train a physical network on a simulated board (no hardware needed)",
@@ -417,14 +513,19 @@ def build_parser() -> argparse.ArgumentParser:
                           "training -> table and plots in a run folder.")
     demo.add_argument("--system", choices=DEMO_SYSTEMS, default="electronic", help="which simulated system")
     demo.add_argument("--quick", action="store_true", help="a much shorter run, for a first look")
-    demo.add_argument("--seed", type=int, default=0, help="board and training seed")
-    demo.add_argument("--data", help="task data file (the optical demo needs the vowels CSV)")
+    demo.add_argument("--seed", type=int, default=0, help="board seed, and the first training seed")
+    demo.add_argument("--seeds", type=int, help=f"training seeds to average over (default {DEMO_SEEDS})")
+    demo.add_argument("--data", help="another vowels CSV for the optical demo (default: the subset shipped with pnn)")
     demo.add_argument("--runs", default="runs", help="folder for run folders (default: runs)")
     demo.set_defaults(handler=cmd_demo)
 
     tr = sub.add_parser("train", help="run an experiment from a TOML file (see examples/)")
     tr.add_argument("experiment", help="experiment file, e.g. examples/electronic-digits.toml")
     tr.add_argument("--epochs", type=int, help="override [train] epochs")
+    tr.add_argument("--seeds", type=int, help="override [train] seeds: training seeds to average over")
+    tr.add_argument("--trainers", help="override [train] trainers, comma-separated (e.g. digital,pat)")
+    tr.add_argument("--data", help="override [task] data (a path relative to the current folder)")
+    tr.add_argument("--patience", type=float, help="override [system] patience: seconds to wait when every board is gone")
     tr.add_argument("--out", help="run folder (default: a new one under --runs)")
     tr.add_argument("--runs", default="runs", help="folder for run folders (default: runs)")
     tr.set_defaults(handler=cmd_train)
@@ -442,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="re-measure a trained network's test accuracy on the system")
     ev.add_argument("run", help="a run folder")
-    ev.add_argument("--trainer", default="pat", choices=("digital", "in-silico", "pat"))
+    ev.add_argument("--trainer", default="pat", help="which trained network (default pat)")
     ev.set_defaults(handler=cmd_eval)
 
     sim = sub.add_parser("sim-board", help="run the real firmware on a simulated board (no hardware needed)",
@@ -471,8 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
     fl.set_defaults(handler=cmd_flash)
 
     dv = sub.add_parser("devices", help="list the boards that answer HELLO (USB serial ports, MQTT brokers)")
+    dv.add_argument("urls", nargs="*", metavar="URL",
+                    help="boards to ask as well: serial://PATH (as pnn sim-board prints) or mqtt://HOST:PORT")
     dv.add_argument("--serial", action="append", default=[], metavar="PATH",
-                    help="also ask this port (ports without a USB id, e.g. a pty, are not scanned); repeatable")
+                    help="also ask this port, a path or serial://PATH (ports without a USB id, e.g. a pty, are "
+                    "not scanned); repeatable")
     dv.add_argument("--mqtt", action="append", default=[], metavar="HOST:PORT",
                     help="ask this broker for the boards that report to it; repeatable")
     dv.add_argument("--no-scan", action="store_true", help="do not scan USB serial ports")
@@ -491,12 +595,17 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--hold-ms", type=float, default=10.0, help="how long each level is held (default 10 ms)")
     ca.add_argument("--reads", type=int, default=0, help="settled reads at the end of each hold (default: half)")
     ca.set_defaults(handler=cmd_calibrate)
+    global _HAS_RESUME
+    _HAS_RESUME = any("--resume" in a.option_strings for a in tr._actions)
+    _PARSER_OPTIONS[:] = [a.option_strings for p in sub.choices.values() for a in p._actions]
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from rich.console import Console
+
     # Long paths stay on one line (greppable); tables get 120 columns when stdout is not a terminal.
     console = Console(soft_wrap=True, width=shutil.get_terminal_size((120, 24)).columns)
     if not getattr(args, "handler", None):

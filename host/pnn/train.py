@@ -35,13 +35,22 @@ class Result:
     seconds: float
     history: list[dict] = field(default_factory=list)
     net: nn.Module | None = None
+    predictions: torch.Tensor | None = None  # from the same (last) evaluation as test_accuracy
+
+
+def evaluate_net(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
+                 ) -> tuple[float, torch.Tensor, float]:
+    """One evaluation (one measurement on a physical system): accuracy, predictions and mean cross-entropy."""
+    with torch.no_grad():
+        logits = torch.cat([net(xb) for xb in x.split(batch_size)])
+    pred = logits.argmax(1)
+    return float((pred == y).float().mean()), pred, float(nn.functional.cross_entropy(logits, y))
 
 
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512) -> tuple[float, torch.Tensor]:
     """Accuracy and predictions, in batches, without gradients."""
-    with torch.no_grad():
-        pred = torch.cat([net(xb).argmax(1) for xb in x.split(batch_size)])
-    return float((pred == y).float().mean()), pred
+    acc, pred, _ = evaluate_net(net, x, y, batch_size)
+    return acc, pred
 
 
 
@@ -100,11 +109,13 @@ def train(
                 correct += int((logits.argmax(1) == task.y_train[idx]).sum())
                 seen += len(idx)
             net.use(test_bodies).eval()
-            test_acc, _ = accuracy(net, task.x_test, task.y_test)
+            test_acc, result.predictions, test_loss = evaluate_net(net, task.x_test, task.y_test)
             row = {
                 "trainer": trainer,
+                "seed": cfg.seed,
                 "epoch": epoch + 1,
                 "loss": total_loss / seen,
+                "test_loss": test_loss,
                 "train_accuracy": correct / seen,
                 "test_accuracy": test_acc,
                 "samples_per_s": seen * cfg.depth / (time.perf_counter() - epoch_start),

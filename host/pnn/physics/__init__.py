@@ -24,4 +24,6 @@ from .electronic import Electronic, ElectronicParts
 from .mechanical import Mechanical, MechanicalParts
 from .optical import Optical
 
-__all__ = ["Electronic", "ElectronicParts", "Mechanical", "MechanicalParts", "Noise", "Optical"]
+KINDS = {"electronic": Electronic, "mechanical": Mechanical, "optical": Optical}  # the one list of simulated kinds
+
+__all__ = ["KINDS", "Electronic", "ElectronicParts", "Mechanical", "MechanicalParts", "Noise", "Optical"]
