@@ -38,6 +38,15 @@ def require() -> None:
         pytest.fail("the emulated Pico kit is here but node/npm are not: apt-get install -y nodejs npm")
 
 
+def require_node() -> None:
+    """For tests that need Node.js alone (the plugin's circuit): skip without it, unless the kit is here
+    (CI), where a missing Node.js is an error."""
+    if shutil.which("node") is None:
+        if (KIT / "rp2emu.mjs").exists():
+            pytest.fail("the emulated Pico kit is here but node is not: apt-get install -y nodejs npm")
+        pytest.skip("needs Node.js (`node`) for firmware/emu")
+
+
 @dataclass
 class Emu:
     """A running emulated Pico: its pty, control socket, ADC conversion log and the unit it models."""

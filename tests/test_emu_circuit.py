@@ -9,7 +9,6 @@ schemes' step sizes (the host's own scheme error at substeps=4 is 2.8 mV RMS, 32
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +21,15 @@ from pnn.physics import Electronic, Noise
 ROOT = Path(__file__).resolve().parents[1]
 EMU = ROOT / "firmware" / "emu"
 sys.path.insert(0, str(EMU))
+import _emu  # noqa: E402
 import circuit_table  # noqa: E402
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js (`node`) for firmware/emu")
+
+@pytest.fixture(autouse=True)
+def _node() -> None:
+    _emu.require_node()
+
+
 QUIET = Noise(additive=0.0, multiplicative=0.0, drift=0.0, dac_bits=None, adc_bits=None, variation=1.0)
 RATE = 20_000
 
