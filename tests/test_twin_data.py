@@ -1,5 +1,6 @@
 """Where twin data comes from and how it is split by source: one per-source fit, training-drive pairs."""
 
+import numpy as np
 import pytest
 import torch
 from toy_systems import Exact, LeakyTanh, TwoBoards
@@ -7,7 +8,7 @@ from toy_systems import Exact, LeakyTanh, TwoBoards
 from pnn.data import Task, load_task
 from pnn.nets import TrainConfig, training_pairs
 from pnn.pat import PhysicalLayer
-from pnn.twin import collect, collect_sourced, fit_per_source, fit_twins
+from pnn.twin import collect, collect_sourced, fit_per_source, fit_twins, load_twins, save_twins
 
 
 def test_fit_per_source_fits_each_source_on_its_own_rows():
@@ -22,6 +23,16 @@ def test_fit_per_source_fits_each_source_on_its_own_rows():
         assert torch.allclose(twin.y_mean, own.mean(0)), source
     alone = fit_per_source(drives, responses, None, epochs=1, hidden=(4,), show_progress=False)
     assert list(alone) == [""] and alone[""].metadata["n_samples"] == 120
+
+
+def test_twins_fitted_on_stored_sources_save_and_load(tmp_path):
+    # A store gives its sources back as a numpy string array (DataStore.load_extra): a twin's metadata
+    # held np.str_, and `pnn train` against one board died at the end loading its own twin (weights_only).
+    drives, responses = torch.rand(40, 4), torch.rand(40, 2)
+    sources = np.array(["serial:///dev/ttyACM0"] * 40)
+    save_twins(fit_per_source(drives, responses, sources, epochs=1, hidden=(4,), show_progress=False), tmp_path)
+    (twin,) = load_twins(tmp_path).values()
+    assert twin.metadata["source"] == "serial:///dev/ttyACM0" and type(twin.metadata["source"]) is str
 
 
 def test_fit_twins_measures_and_splits_by_board():
