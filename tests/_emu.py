@@ -122,3 +122,27 @@ def boot(folder: Path, extra: tuple[str, ...] = ()) -> Emu:
         emu.stop()
         raise
     return emu
+
+
+def experiment_toml(tty: str) -> str:
+    """A short `pnn train` against the emulated Pico: the shipped vowels (7 classes, chance 14 %), one
+    electronic layer of 12 drive samples and 12 bins, a twin from 300 measured drives, 4 epochs of PAT.
+    About 1,400 examples through the board: a minute or two of the emulator's wall time."""
+    url = f"serial://{tty}?n_in=12&n_out=12&rate=5000&settle=8&timeout=60&heartbeat=0"
+    return f"""[experiment]
+name = "emulated-pico-vowels"
+[task]
+name = "vowels"
+[system]
+url = "{url}"
+n_in = 12
+n_out = 12
+[twin]
+samples = 300
+epochs = 60
+[train]
+trainers = ["pat"]
+depth = 1
+epochs = 4
+batch_size = 16
+"""
