@@ -9,12 +9,15 @@ at the REPL; otherwise the REPL request (pnn_protocol.messages.repl) brings it b
 # Before anything else: Ctrl-C off, so that a 0x03 byte in a host's frame is data. A host re-sends its
 # requests while the board boots, and compiling the modules below takes seconds (tens on an emulated
 # Pico); a 0x03 arriving then raised KeyboardInterrupt here and left the board at the REPL after every
-# reset. The try catches one that arrived before this line ran (MicroPython turns Ctrl-C on just
-# before it runs main.py); that byte's frame is lost, and the host re-sends it.
-try:
-    import micropython
+# reset. MicroPython turns Ctrl-C on just before it runs main.py, so one may have arrived before the
+# line below ran: it is raised at the first branch (the loop's), inside the try, and dropped; that
+# byte's frame is lost, and the host re-sends it.
+import micropython
 
+try:
     micropython.kbd_intr(-1)
+    for _ in range(1):
+        pass
 except KeyboardInterrupt:
     pass
 
