@@ -20,8 +20,10 @@ from .data import Task
 from .pat import PhysicalLayer, TwinSpec
 from .system import PhysicalSystem
 
-Trainer = Literal["digital", "in-silico", "pat"]
-TRAINERS: tuple[Trainer, ...] = ("digital", "in-silico", "pat")
+Trainer = Literal["digital", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat", "spsa", "cma-es", "local"]
+TRAINERS: tuple[Trainer, ...] = ("digital", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat", "spsa",
+                                 "cma-es", "local")
+"""Every trainer `pnn.train.train` runs; each is a step function on train.py's one epoch loop (pnn.trainers)."""
 
 
 @dataclass
@@ -89,9 +91,14 @@ class ConcatEncoder(nn.Module):
 
 
 class PhysicalNet(nn.Module):
-    """Encoders, standardisers and a readout; the layer slots are filled by `use(bodies)`."""
+    """Encoders, standardisers and a readout; the layer slots are filled by `use(bodies)`.
 
-    def __init__(self, task: Task, n_in: int, n_out: int, response_stats: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig) -> None:
+    With `digital`, the net also owns a trainable Linear + tanh per layer (`self.digital`, the
+    digital baseline's bodies), standardised on the fly because their output scale moves as they learn.
+    """
+
+    def __init__(self, task: Task, n_in: int, n_out: int, response_stats: tuple[torch.Tensor, torch.Tensor],
+                 cfg: TrainConfig, *, digital: bool = False) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(cfg.seed)
         x = task.x_train
@@ -103,6 +110,9 @@ class PhysicalNet(nn.Module):
             self.encoders = nn.ModuleList(ConcatEncoder(w, n_in, gen) for w in widths)
         self.norms = nn.ModuleList(Standardise(*response_stats) for _ in range(cfg.depth))
         self.readout = nn.Linear(n_out, task.n_classes)
+        if digital:
+            self.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
+            self.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(cfg.depth))
         self.bodies: list[Callable[[torch.Tensor], torch.Tensor]] = []
 
     def use(self, bodies: list[Callable[[torch.Tensor], torch.Tensor]]) -> PhysicalNet:
@@ -133,11 +143,8 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     """The network for `trainer`, with what fills its layer slots while training and while testing."""
     n_in, n_out = system.n_in, system.n_out
     stats = (torch.zeros(n_out), torch.ones(n_out)) if twin is None else _twin_stats(twin)
-    net = PhysicalNet(task, n_in, n_out, stats, cfg)
+    net = PhysicalNet(task, n_in, n_out, stats, cfg, digital=trainer == "digital")
     if trainer == "digital":
-        net.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
-        # A digital layer's output scale moves as it learns, so it is standardised on the fly.
-        net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(cfg.depth))
         return net, list(net.digital), list(net.digital)
     physical = PhysicalLayer(system, twin)  # type: ignore[arg-type]
     test_bodies = [physical] * cfg.depth
