@@ -69,6 +69,12 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    if args.resume:
+        console.print(f"[bold]pnn train[/] resuming {args.resume}")
+        experiment.run(experiment.load_run(args.resume), Path(args.resume), console=console, resume=True)
+        return 0
+    if args.experiment is None:
+        raise experiment.ExperimentError("pnn train needs an experiment file (e.g. examples/electronic-digits.toml) or --resume RUN_FOLDER")
     config = experiment.load(args.experiment)
     if args.epochs is not None:
         config["train"]["epochs"] = args.epochs
@@ -394,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     tr = sub.add_parser("train", help="run an experiment from a TOML file (see examples/)")
-    tr.add_argument("experiment", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("experiment", nargs="?", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("--resume", metavar="RUN_FOLDER", help="continue a stopped or killed run from its last checkpoint")
     tr.add_argument("--epochs", type=int, help="override [train] epochs")
     tr.add_argument("--out", help="run folder (default: a new one under --runs)")
     tr.add_argument("--runs", default="runs", help="folder for run folders (default: runs)")

@@ -69,6 +69,14 @@ def load(path: str | Path) -> dict[str, Any]:
     return resolve(raw)
 
 
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved config a run folder was started with (for resuming it)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ExperimentError(f"'{run_dir}' is not a run folder (no config.json); give the folder pnn train wrote")
+    return json.loads(path.read_text())
+
+
 def make_system(spec: dict[str, Any]) -> PhysicalSystem:
     """A simulated system by kind, or a device / pool by URL (`url`, or a list of URLs)."""
     if spec.get("url"):
@@ -149,8 +157,13 @@ def evaluate(run_dir: Path, trainer: str = "pat") -> float:
     return accuracy(net, task.x_test, task.y_test)[0]
 
 
-def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None) -> dict[str, Any]:
-    """Run an experiment; returns the summary (also written to run_dir/summary.json)."""
+def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None,
+        resume: bool = False) -> dict[str, Any]:
+    """Run an experiment; returns the summary (also written to run_dir/summary.json).
+
+    With `resume`, each trainer continues from run_dir's checkpoint (a finished one is not re-run)
+    and the twin(s) saved there are reused.
+    """
     # Layers here are small tensors: extra intra-op threads cost more in hand-offs than they win
     # (10x slower on a busy 2-core machine), so one thread it is.
     torch.set_num_threads(1)
@@ -169,7 +182,8 @@ def run(config: dict[str, Any], run_dir: str | Path, *, show_progress: bool = Tr
     cfg = TrainConfig(**{k: v for k, v in config["train"].items() if k != "trainers"})
     results, predictions = {}, {}
     for trainer in config["train"]["trainers"]:
-        results[trainer] = train(trainer, task, system, twin, cfg, run_dir=run_dir, show_progress=show_progress)
+        results[trainer] = train(trainer, task, system, twin, cfg, run_dir=run_dir, show_progress=show_progress,
+                                 resume=resume)
         _, predicted = accuracy(results[trainer].net, task.x_test, task.y_test)
         predictions[trainer] = predicted.tolist()
     (run_dir / "predictions.json").write_text(

@@ -240,7 +240,9 @@ def run_step(name: str, make: Callable[[PhysicalSystem], Step], system: Physical
 
     counter = counting(system)
     torch.manual_seed(cfg.seed)
-    step = make(counter)
+    before = counter.rows.get("train", 0)
+    step = make(counter)  # what a step measures to set itself up (e.g. response statistics) counts too
+    spent = counter.rows.get("train", 0) - before
     log = RunLog(run_dir) if run_dir is not None else None
-    return fit(name, step, cfg, counter, log=log, resume=resume, base_queries=twin_queries(twin),
+    return fit(name, step, cfg, counter, log=log, resume=resume, base_queries=twin_queries(twin) + spent,
                show_progress=show_progress)

@@ -38,7 +38,7 @@ def make_step(name: str, task: Task, system: PhysicalSystem, twin: TwinSpec | No
         from .dat import corrected
 
         pcfg = PipelineConfig(**{"pipeline": 0, "refine_every": 5, "refine_lr": 1e-3, **options})
-        return PipelinedStep(task, system, corrected(twin), cfg, pcfg)  # type: ignore[arg-type]
+        return PipelinedStep(task, system, corrected(twin, cfg.seed + 4), cfg, pcfg)  # type: ignore[arg-type]
     if name in ("spsa", "cma-es"):
         from .model_free import CMAStep, SPSAStep
 

@@ -49,7 +49,10 @@ class CorrectedTwin(nn.Module):
         return self.base(drive) + self.correction(drive * 2 - 1) * self.y_std
 
 
-def corrected(twin: TwinSpec) -> TwinSpec:
-    """Each twin wrapped in a CorrectedTwin (seeded from the global RNG: train() seeds it)."""
-    twins = {s: CorrectedTwin(t) for s, t in as_twins(twin).items()}
+def corrected(twin: TwinSpec, seed: int) -> TwinSpec:
+    """Each twin wrapped in a CorrectedTwin seeded by `seed`; the global RNG is left alone, so the
+    network starts exactly as every other trainer's does."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        twins = {s: CorrectedTwin(t) for s, t in as_twins(twin).items()}
     return twins[""] if list(twins) == [""] else twins
