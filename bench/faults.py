@@ -6,7 +6,7 @@ Prints tables and writes bench/results/faults.json.
 Every scenario measures the same drives on a board of the same seed as a fault-free run and compares the
 responses bit for bit (the firmware under real MicroPython, 256 KiB heap, paced at a real board's 20 kS/s;
 a noisy board one request at a time, so a RUN run twice would shift its noise stream and show):
-(a) pty cable (pnn.devices.faults.FaultyCable): byte corruption from 1e-4 to 1e-2 per byte, each with 1%
+(a) pty cable (pnn.testing.faults.FaultyCable): byte corruption from 1e-4 to 1e-2 per byte, each with 1%
     dropped and 1% duplicated frames both ways; the firmware itself receives the damaged bytes.
 (b) MQTT through mosquitto (FaultyTransport): corruption (a hit message fails its CRC: lost), 1% drops,
     duplicates, reordering and delays.
@@ -47,7 +47,7 @@ from _fixtures import board_file  # noqa: E402  (the test suite's board-file hel
 from conftest import Broker  # noqa: E402  (the test suite's real-mosquitto helper)
 
 from pnn.devices import Device, connect  # noqa: E402
-from pnn.devices.faults import Faults, FaultyCable, faulty_device  # noqa: E402
+from pnn.testing.faults import Faults, FaultyCable, faulty_device  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "faults.json"
 LINK = "n_in=16&n_out=8&chunk=4&timeout=0.25&retries=30&heartbeat=0.5&reconnect=20"

@@ -5,7 +5,7 @@ Prints a table and writes bench/results/fuzz.json.
 
 (a) Host: mutated response frames (bit flips, random bytes, inserts, deletes, cuts, repeats, splices)
     into one long-lived FrameDecoder in random chunk sizes, each followed by an intact sentinel frame;
-    every payload that comes out goes through the host's message decoder (pnn.devices._wire). Must
+    every payload that comes out goes through the host's message decoder (pnn.link.wire). Must
     hold: no exception but ProtocolError ("crashes" 0); no damaged frame accepted as a good one
     ("undetected" 0: every accepted payload is one the corpus holds); every sentinel arrives intact
     ("sentinels_lost" 0). Mutated bare payloads (the MQTT path, no CRC) must decode or be refused.
@@ -42,7 +42,7 @@ from typing import Any
 
 import msgpack
 
-from pnn.devices._wire import decode as host_decode
+from pnn.link.wire import decode as host_decode
 from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages, packb
 from pnn_protocol.codec import DecodeError, unpackb
 
@@ -115,7 +115,7 @@ def fuzz_host(n_frames: int, seed: int = 0) -> dict[str, Any]:
     frames = [frame(p) for p in corpus]
     sentinel_payload = packb(messages.pong(424242))
     sentinel = frame(sentinel_payload)
-    decoder = FrameDecoder(1 << 20)  # the host's bound (pnn.devices._serial.HOST_MAX_FRAME)
+    decoder = FrameDecoder(1 << 20)  # the host's bound (pnn.link.serial.HOST_MAX_FRAME)
     c: Counter[str] = Counter()
     failures: list[str] = []
     start = time.perf_counter()

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import msgpack
 
-from pnn.devices._sync import MqttLink, StreamLink, SyncClient
-from pnn.devices._wire import encode
+from pnn.link.sync import MqttLink, StreamLink, SyncClient
+from pnn.link.wire import encode
 from pnn_protocol import messages
 
 ROOT = Path(__file__).resolve().parents[1]

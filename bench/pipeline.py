@@ -69,7 +69,7 @@ def main() -> int:
             conf.write(f"log_dest file {broker.workdir / 'mosquitto.log'}\nlog_type all\nconnection_messages true\n")
         broker.start()
         console.print(f"broker log: {broker.workdir / 'mosquitto.log'}")
-        server = subprocess.Popen([sys.executable, "-m", "pnn.devices._simserve", f"--mqtt={broker.host}:{broker.port}",
+        server = subprocess.Popen([sys.executable, "-m", "pnn.testing.simserve", f"--mqtt={broker.host}:{broker.port}",
                                    *(f"--board=pipe-{i}={u}" for i, u in enumerate(urls))], stderr=subprocess.DEVNULL)
         urls = [f"mqtt://{broker.host}:{broker.port}/pipe-{i}?{LINK}" for i in range(args.boards)]
     runs: dict[str, list[dict]] = {}

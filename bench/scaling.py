@@ -81,7 +81,7 @@ def run_sim(n: int, args: argparse.Namespace) -> dict:
 
 def run_mqtt(n: int, args: argparse.Namespace, broker: Broker) -> dict:
     boards = [f"--board=scale-{i}={board_url(args.system, i, args.substeps)}" for i in range(n)]
-    server = subprocess.Popen([sys.executable, "-m", "pnn.devices._simserve", f"--mqtt={broker.host}:{broker.port}",
+    server = subprocess.Popen([sys.executable, "-m", "pnn.testing.simserve", f"--mqtt={broker.host}:{broker.port}",
                                *boards], stderr=subprocess.DEVNULL)
     try:
         urls = [f"mqtt://{broker.host}:{broker.port}/scale-{i}?{link(n)}" for i in range(n)]

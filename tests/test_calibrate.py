@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_flash import cli, one_line  # noqa: F401 - a fixture, used by name
 
-from pnn import calibrate as cal
+from pnn.boards import calibrate as cal
 from pnn.devices import connect
 
 RNG = np.random.default_rng(7)

@@ -115,7 +115,7 @@ def test_train_on_a_pool_fits_one_twin_per_board(run_cli, tmp_path):
 
 
 def test_train_against_the_firmware_under_micropython_over_a_pty(run_cli, tmp_path):
-    from pnn.simboard import SimBoard
+    from pnn.boards.simboard import SimBoard
 
     with SimBoard(seed=4, folder=tmp_path / "board") as board:
         assert board.url.startswith("serial://")

@@ -11,8 +11,8 @@ import torch
 import pnn
 from pnn import physics
 from pnn.devices import Device, connect
-from pnn.devices._codes import Calibration
-from pnn.devices._url import parse_url
+from pnn.link.codes import Calibration
+from pnn.link.url import parse_url
 from pnn.store import DataStore
 
 # The board rounds each bin's mean to a whole ADC code, and a float32 difference between batch sizes

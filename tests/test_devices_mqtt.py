@@ -8,7 +8,8 @@ import pytest
 import torch
 from _fixtures import board_file, kill, restart
 
-from pnn.devices import connect, list_devices
+from pnn.boards.discover import list_devices
+from pnn.devices import connect
 
 
 def mqtt_url(broker, device: str, extra: str = "") -> str:

@@ -1,4 +1,4 @@
-"""The fault injectors themselves (pnn.devices.faults), and Devices that come through heavy faults intact.
+"""The fault injectors themselves (pnn.testing.faults), and Devices that come through heavy faults intact.
 
 Rates here are far above the acceptance ones (test_faults_pat.py) so that every kind of fault strikes
 many times in a few hundred frames: what arrives must still be exactly what a clean link delivers.
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pnn.devices import connect
-from pnn.devices.faults import FaultInjector, Faults, FaultyCable, Interrupter, _unframe, faulty_device
+from pnn.testing.faults import FaultInjector, Faults, FaultyCable, Interrupter, _unframe, faulty_device
 from pnn_protocol import frame
 
 HEAVY = Faults(corrupt=1e-3, drop=0.1, duplicate=0.1, delay=0.05, reorder=0.05, delay_s=0.03, seed=11)

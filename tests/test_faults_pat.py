@@ -22,8 +22,8 @@ from _fixtures import board_file, restart
 
 from pnn.data import Task, digits
 from pnn.devices import connect
-from pnn.devices.faults import Faults, FaultyCable, Interrupter, faulty_device
 from pnn.store import DataStore
+from pnn.testing.faults import Faults, FaultyCable, Interrupter, faulty_device
 from pnn.train import TrainConfig, train
 from pnn.twin import fit_twin
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pnn.devices._sync import StreamLink, SyncClient
+from pnn.link.sync import StreamLink, SyncClient
 from pnn_protocol import ProtocolError, errors, frame, messages, packb
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""`python -m pnn.devices.probe URL` against the firmware under MicroPython: over a pty cable, over MQTT,
+"""`python -m pnn.boards.probe URL` against the firmware under MicroPython: over a pty cable, over MQTT,
 and one clear line with exit status 2 for a bad URL."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from pnn.devices import probe as probe_mod
+from pnn.boards import probe as probe_mod
 
 
 def probe(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pnn.devices.probe", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pnn.boards.probe", *args], capture_output=True, text=True,
                           timeout=60)  # fmt: skip
 
 

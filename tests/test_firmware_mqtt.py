@@ -8,7 +8,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from pnn.devices._sync import MqttLink, SyncClient
+from pnn.link.sync import MqttLink, SyncClient
 from pnn_protocol import errors, messages
 
 

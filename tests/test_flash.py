@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import PtyCable, Ran  # noqa: F401 - Ran is re-exported for the hardware CLI tests
 
-from pnn import flash
+from pnn.boards import flash
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_BOARD = ROOT / "firmware" / "boards" / "sim.json"

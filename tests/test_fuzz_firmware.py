@@ -12,8 +12,8 @@ import random
 import struct
 from pathlib import Path
 
-from pnn.devices._sync import MqttLink, StreamLink, SyncClient
-from pnn.devices._wire import decode
+from pnn.link.sync import MqttLink, StreamLink, SyncClient
+from pnn.link.wire import decode
 from pnn_protocol import errors, messages, packb
 
 _spec = importlib.util.spec_from_file_location("bench_fuzz", Path(__file__).parents[1] / "bench" / "fuzz.py")

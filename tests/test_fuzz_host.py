@@ -1,6 +1,6 @@
 """Fuzzing the host's receive path: what a board (or the line) sends can be refused, never crash us.
 
-Hypothesis drives the frame decoder and the message decoder (pnn.devices._wire) with arbitrary and
+Hypothesis drives the frame decoder and the message decoder (pnn.link.wire) with arbitrary and
 mutated bytes; the real transports (serial on a pty, MQTT through mosquitto) are fed garbage between
 good messages; and bench/fuzz.py's long-run machinery runs with a small count (the bench does 1M).
 """
@@ -17,10 +17,10 @@ import paho.mqtt.client as mqtt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pnn.devices._mqtt import MqttTransport
-from pnn.devices._serial import HOST_MAX_FRAME, SerialTransport
-from pnn.devices._url import parse_url
-from pnn.devices._wire import decode
+from pnn.link.mqtt import MqttTransport
+from pnn.link.serial import HOST_MAX_FRAME, SerialTransport
+from pnn.link.url import parse_url
+from pnn.link.wire import decode
 from pnn_protocol import FrameDecoder, ProtocolError, frame, messages, packb
 
 _spec = importlib.util.spec_from_file_location("bench_fuzz", Path(__file__).parents[1] / "bench" / "fuzz.py")

@@ -10,7 +10,7 @@ from torch import nn
 
 import pnn
 from pnn.devices import DevicePool, connect, connect_all
-from pnn.devices._errors import DeviceUnavailable
+from pnn.link.errors import DeviceUnavailable
 from pnn.store import DataStore
 
 BOARD = "sim://electronic?seed={seed}&n_in=32&n_out=8&noise=off&substeps=1"

@@ -116,7 +116,7 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_sim_board(args: argparse.Namespace, console: Console) -> int:
-    from .simboard import SimBoard, SimBoardError
+    from .boards.simboard import SimBoard, SimBoardError
 
     try:
         board = SimBoard(args.seed, args.mqtt, args.id)
@@ -150,14 +150,14 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _boards_hint() -> str:
-    from .flash import board_names
+    from .boards.flash import board_names
 
     return "|".join(n for n in board_names() if n != "sim")
 
 
 def _serial_problem(path: str) -> str:
     """What answers on a serial port that did not answer HELLO as pnn firmware, and how to mend it."""
-    from .flash import knock
+    from .boards.flash import knock
 
     k = knock(path, timeout=0.5)  # NoAnswer (no such port, no permission) propagates with its own fix
     flash = f"pnn flash {path} --board {_boards_hint()}"
@@ -204,7 +204,7 @@ def _refused_fix(host: str, port: int, where: str) -> str:
 
 def _explain(url: str, error: Exception) -> str:
     """One line for a board that could not be reached at `url`: what is wrong and how to mend it."""
-    from .devices._url import parse_url
+    from .link.url import parse_url
 
     u = parse_url(url)
     if "speaks protocol" in str(error) or "protocol version" in str(error):
@@ -222,7 +222,7 @@ def _explain(url: str, error: Exception) -> str:
 def cmd_flash(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from . import flash
+    from .boards import flash
 
     board_path = flash.board_file(args.board)
     board = flash.read_board(board_path)
@@ -302,7 +302,7 @@ def _row_problem(row: dict) -> str:
     """Why a `pnn devices` row is not online, and how to mend it (one phrase)."""
     from urllib.parse import urlsplit
 
-    from .flash import NoAnswer
+    from .boards.flash import NoAnswer
 
     url, error = row["url"], row.get("error", "")
     parts = urlsplit(url)
@@ -324,8 +324,7 @@ def _row_problem(row: dict) -> str:
 
 
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
-    from .devices import list_devices
-    from .devices._list import table
+    from .boards.discover import list_devices, table
 
     brokers = [_broker_url(b) for b in args.mqtt]
     with console.status("asking every port and broker for HELLO"):
@@ -350,7 +349,7 @@ def cmd_devices(args: argparse.Namespace, console: Console) -> int:
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from . import calibrate as cal
+    from .boards import calibrate as cal
 
     settings = cal.Settings(args.levels, args.sweeps, args.hold_ms, args.reads)
     cal.measurement_url(args.url, settings)  # a bad URL or setting fails here, before any waiting

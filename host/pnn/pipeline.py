@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from .data import Task
-from .devices._record import Recorder
 from .pat import PhysicalLayer, TwinSpec
+from .store import Recorder
 from .system import PhysicalSystem, as_twins, measure
 from .train import PhysicalNet, Result, Step, TrainConfig, build, run_step
 from .twin import Twin, describe, fit, nrmse

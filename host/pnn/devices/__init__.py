@@ -10,7 +10,18 @@ Public API:
     list_devices()                  serial ports that answer HELLO and MQTT boards with a retained status
 """
 
+from typing import Any
+
 from ._facade import Device, DevicePool, connect, connect_all
-from ._list import list_devices
+
+
+def __getattr__(name: str) -> Any:
+    # `list_devices` lives in pnn.boards.discover (a bench tool); this alias keeps old callers working
+    # without making the devices layer import the boards layer at import time.
+    if name == "list_devices":
+        from ..boards.discover import list_devices
+
+        return list_devices
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Device", "DevicePool", "connect", "connect_all", "list_devices"]

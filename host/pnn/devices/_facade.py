@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _loop
-from ._core import AsyncDevice, make_device
+from ..link import loop as _loop
+from ..link.client import AsyncDevice, make_device
+from ..link.url import parse_url
+from ..store import Recorder
 from ._pool import AsyncPool
-from ._record import Recorder
-from ._url import parse_url
 
 
 def _as_drive(drive: Any, n_in: int) -> np.ndarray:

@@ -14,8 +14,8 @@ from collections import deque
 
 import numpy as np
 
-from ._core import AsyncDevice
-from ._errors import DeviceUnavailable
+from ..link.client import AsyncDevice
+from ..link.errors import DeviceUnavailable
 
 
 class _Batch:

@@ -15,8 +15,8 @@ import numpy as np
 
 from pnn_protocol import messages
 
-from ._errors import CapabilityError
-from ._url import DeviceURL
+from .errors import CapabilityError
+from .url import DeviceURL
 
 _CAPS = ("dac_bits", "adc_bits", "max_drive", "max_batch", "max_out", "max_codes", "min_rate", "max_rate",
          "max_oversample", "max_settle", "max_frame")

@@ -1,8 +1,8 @@
-"""`python -m pnn.devices.probe URL`: say HELLO to one board and time one RUN.
+"""`python -m pnn.boards.probe URL`: say HELLO to one board and time one RUN.
 
-    python -m pnn.devices.probe serial:///dev/ttyACM0
-    python -m pnn.devices.probe mqtt://127.0.0.1:1883/sim-0
-    python -m pnn.devices.probe 'serial:///dev/pts/5?n_in=256&n_out=16&rate=20000'
+    python -m pnn.boards.probe serial:///dev/ttyACM0
+    python -m pnn.boards.probe mqtt://127.0.0.1:1883/sim-0
+    python -m pnn.boards.probe 'serial:///dev/pts/5?n_in=256&n_out=16&rate=20000'
 
 Prints the board's HELLO (ids, versions, capabilities) and one RUN of n_in random drive codes: the
 round trip, the firmware's share (measured sample period x ticks) and the rest (host + link).
@@ -20,8 +20,8 @@ from typing import Any
 
 from pnn_protocol import ProtocolError
 
-from ._sync import LinkTimeout, MqttLink, StreamLink, SyncClient
-from ._url import parse_url
+from ..link.sync import LinkTimeout, MqttLink, StreamLink, SyncClient
+from ..link.url import parse_url
 
 FORMS = "serial:///dev/ttyACM0 (or serial:///dev/pts/N), mqtt://host:port/<device-id>"
 
@@ -81,7 +81,7 @@ def report(res: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pnn.devices.probe", description="HELLO + one timed RUN.")
+    ap = argparse.ArgumentParser(prog="python -m pnn.boards.probe", description="HELLO + one timed RUN.")
     ap.add_argument("url", help=FORMS)
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for each reply")
     args = ap.parse_args(argv)

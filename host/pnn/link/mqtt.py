@@ -18,10 +18,10 @@ import aiomqtt
 
 from pnn_protocol.errors import ProtocolError
 
-from . import _wire
-from ._errors import LinkDown, NoSuchDevice
-from ._transport import Transport
-from ._url import DeviceURL
+from . import wire as _wire
+from .errors import LinkDown, NoSuchDevice
+from .transport import Transport
+from .url import DeviceURL
 
 CONNECT_TIMEOUT_S = 5.0
 

@@ -22,9 +22,9 @@ import torch
 from pnn_protocol import errors, messages
 from pnn_protocol.errors import ProtocolError
 
-from ._errors import LinkDown
-from ._transport import Transport
-from ._url import DeviceURL
+from .errors import LinkDown
+from .transport import Transport
+from .url import DeviceURL
 
 FW_VERSION = "host-sim-0.1.0"
 CACHE = 8

@@ -14,7 +14,7 @@ import time
 import tty
 from pathlib import Path
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
 
 
 class SimBoardError(RuntimeError):
@@ -48,7 +48,7 @@ class SimBoard:
 
     def __init__(self, seed: int = 0, mqtt: str | None = None, device_id: str | None = None,
                  folder: str | os.PathLike[str] | None = None) -> None:
-        from .devices.faults import Faults, FaultyCable
+        from ..testing.faults import Faults, FaultyCable
 
         self.folder = Path(folder) if folder else Path(os.environ.get("TMPDIR", "/tmp")) / f"pnn-sim-{os.getpid()}-{seed}"
         self.folder.mkdir(parents=True, exist_ok=True)

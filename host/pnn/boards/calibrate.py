@@ -36,8 +36,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 
-from .devices._codes import Calibration
-from .devices._url import parse_url
+from ..link.codes import Calibration
+from ..link.url import parse_url
 
 CONFIG_ENV = "PNN_CONFIG_DIR"
 CALIBRATION_KEYS = ("dac_lo", "dac_hi", "adc_lo", "adc_hi")
@@ -362,7 +362,7 @@ def calibrate(url: str, settings: Settings = Settings(),
     Raises:
         ValueError: a bad URL or setting, or a board that cannot do the ramp. ConnectionError: no answer.
     """
-    from .devices import connect
+    from ..devices import connect
 
     measure_url = measurement_url(url, settings)
     device = connect(measure_url)

@@ -37,7 +37,7 @@ from typing import Any
 
 from pnn_protocol import FrameDecoder, errors, frame, messages, packb, unpackb
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIRMWARE = ROOT / "firmware"
 PROTOCOL = ROOT / "protocol" / "pnn_protocol"
 BOARDS = FIRMWARE / "boards"

@@ -17,7 +17,7 @@ from typing import Any
 
 from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages
 
-from ._wire import decode, encode  # the C msgpack codec (same bytes as pnn_protocol's, tested)
+from .wire import decode, encode  # the C msgpack codec (same bytes as pnn_protocol's, tested)
 
 DEFAULT_MAX_FRAME = 1 << 20  # what a host accepts before it has read the device's HELLO
 

@@ -1,4 +1,4 @@
-"""`python -m pnn.devices [--serial PATH ...] [--mqtt mqtt://host:port ...]`: list boards (as `pnn devices`)."""
+"""`python -m pnn.boards [--serial PATH ...] [--mqtt mqtt://host:port ...]`: list boards (as `pnn devices`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import sys
 
 from rich.console import Console
 
-from ._list import list_devices, table
+from .discover import list_devices, table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pnn.devices", description="List boards that answer HELLO.")
+    parser = argparse.ArgumentParser(prog="python -m pnn.boards", description="List boards that answer HELLO.")
     parser.add_argument("--serial", action="append", default=[], metavar="PATH", help="also probe this port")
     parser.add_argument("--mqtt", action="append", default=[], metavar="URL", help="ask this broker, mqtt://host:port")
     parser.add_argument("--no-usb", action="store_true", help="do not scan USB serial ports")

@@ -17,10 +17,10 @@ import serialx
 from pnn_protocol import FrameDecoder, frame
 from pnn_protocol.errors import ProtocolError
 
-from . import _wire
-from ._errors import LinkDown, NoSuchDevice
-from ._transport import Transport
-from ._url import DeviceURL
+from . import wire as _wire
+from .errors import LinkDown, NoSuchDevice
+from .transport import Transport
+from .url import DeviceURL
 
 # The host's receive bound: larger than any board's max_frame, so only garbage is ever dropped.
 HOST_MAX_FRAME = 1 << 20

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import aiomqtt
 import serialx
 
-from ._core import make_device
-from ._url import parse_url
+from ..link.client import make_device
+from ..link.url import parse_url
 
 # (vid, pid or None for any) -> what the id suggests
 USB_HINTS: dict[tuple[int, int | None], str] = {
@@ -117,7 +117,7 @@ def list_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *, scan_u
         One dict per port or board: url, status ("online", "offline", "no answer", ...), hint (USB
         VID/PID guess), and for boards that answered: device, board, fw, caps, rtt_ms.
     """
-    from . import _loop
+    from ..link import loop as _loop
 
     return _loop.run(alist_devices(serial, mqtt, scan_usb=scan_usb, prefix=prefix, wait=wait))
 

@@ -39,12 +39,13 @@ import torch
 from pnn_protocol import FrameDecoder, frame
 from pnn_protocol.errors import ProtocolError
 
-from . import _loop, _wire
-from ._core import make_device
-from ._errors import LinkDown
-from ._facade import Device
-from ._transport import Transport
-from ._url import parse_url
+from ..devices import Device
+from ..link import loop as _loop
+from ..link import wire as _wire
+from ..link.client import make_device
+from ..link.errors import LinkDown
+from ..link.transport import Transport
+from ..link.url import parse_url
 
 _MAX_UNIT = 1 << 20  # the cable passes on a delimiter-less run of garbage at this size
 

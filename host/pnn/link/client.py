@@ -24,10 +24,10 @@ import numpy as np
 
 from pnn_protocol import errors, messages
 
-from ._codes import Calibration, Capabilities
-from ._errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice
-from ._transport import Transport
-from ._url import DeviceURL
+from .codes import Calibration, Capabilities
+from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice
+from .transport import Transport
+from .url import DeviceURL
 
 # ERROR codes that say the request never reached the device intact: re-sending can succeed.
 _TRANSIENT = (errors.BAD_CRC, errors.BAD_FRAME, errors.INTERNAL)
@@ -356,15 +356,15 @@ def make_device(url: DeviceURL, *, check: bool = True) -> AsyncDevice:
     """An unopened AsyncDevice with the transport the URL's scheme names."""
     transport: Transport
     if url.scheme == "sim":
-        from ._sim import SimTransport
+        from .sim import SimTransport
 
         transport = SimTransport(url)
     elif url.scheme == "serial":
-        from ._serial import SerialTransport
+        from .serial import SerialTransport
 
         transport = SerialTransport(url)
     else:
-        from ._mqtt import MqttTransport
+        from .mqtt import MqttTransport
 
         transport = MqttTransport(url)
     return AsyncDevice(url, transport, check=check)

@@ -5,7 +5,7 @@ per board: each board is a SimBoard (pnn.physics behind the protocol) with its o
 a retained "online" status and the last will "offline", and it reconnects with backoff when the
 broker goes away.
 
-    python -m pnn.devices._simserve --mqtt HOST:PORT --board ID=SIM_URL [--board ID=SIM_URL ...]
+    python -m pnn.testing.simserve --mqtt HOST:PORT --board ID=SIM_URL [--board ID=SIM_URL ...]
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import time
 import aiomqtt
 import msgpack
 
-from . import _wire
-from ._mqtt import topics
-from ._sim import SimBoard, serve_in_order
-from ._url import parse_url
+from ..link import wire as _wire
+from ..link.mqtt import topics
+from ..link.sim import SimBoard, serve_in_order
+from ..link.url import parse_url
 
 
 async def serve_board(host: str, port: int, device: str, board: SimBoard, prefix: str = "pnn") -> None:
@@ -78,7 +78,7 @@ async def serve(host: str, port: int, boards: dict[str, str], prefix: str = "pnn
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pnn.devices._simserve", description="Serve simulated boards over MQTT.")
+    parser = argparse.ArgumentParser(prog="python -m pnn.testing.simserve", description="Serve simulated boards over MQTT.")
     parser.add_argument("--mqtt", required=True, metavar="HOST:PORT")
     parser.add_argument("--board", action="append", required=True, metavar="ID=SIM_URL")
     parser.add_argument("--prefix", default="pnn")

@@ -1,0 +1,5 @@
+"""Tools for a person at a bench: discover boards, probe one, flash, calibrate, run a simulated board.
+
+Modules: discover (list_devices), probe (`python -m pnn.boards.probe URL`), flash, calibrate,
+simboard (`pnn sim-board`). `python -m pnn.boards` lists boards as `pnn devices` does.
+"""

@@ -1,0 +1,13 @@
+"""One board, one link, no trainer: URLs, capabilities and codes, errors, the wire codec, transports
+(serial, MQTT, in-process sim), the asyncio client, the synchronous client and the background loop.
+
+Modules:
+    url        parse and check `sim://`, `serial://`, `mqtt://` addresses (DeviceURL)
+    codes      HELLO capabilities and floats <-> integer codes (Capabilities, Calibration)
+    errors     what can go wrong, typed by what the caller should do
+    wire       the host's fast msgpack payload codec
+    transport  the Transport interface; serial, mqtt, sim implement it
+    client     the asyncio client (AsyncDevice, make_device): ids, window, retries, reconnect
+    sync       the small synchronous client (StreamLink, MqttLink, SyncClient) for tools and tests
+    loop       one background asyncio loop shared by synchronous callers
+"""
