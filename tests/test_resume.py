@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from pnn.store import RunLog
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = """
 [experiment]
@@ -110,3 +112,18 @@ def test_train_needs_an_experiment_or_resume() -> None:
     proc = pnn_train()
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0 and "--resume RUN_FOLDER" in out
+
+
+def test_runlog_keeps_exactly_the_checkpointed_rows(tmp_path) -> None:
+    log = RunLog(tmp_path)
+    for trainer in ("a", "b"):
+        for epoch in (1, 2, 3):
+            log.append({"trainer": trainer, "epoch": epoch})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"trainer": "b", "ep')  # torn by a kill mid-write
+    log.begin("b", [{"trainer": "b", "epoch": 1}, {"trainer": "b", "epoch": 2}])
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["trainer"], r["epoch"]) for r in rows] == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]
+    log.save("b", {"epoch": 2, "w": torch.ones(3)})
+    assert log.load("b")["epoch"] == 2 and log.load("c") is None
+    assert not list(tmp_path.glob("**/.*.tmp"))
