@@ -4,7 +4,7 @@ Two real `pnn train` subprocesses on a noise-free simulated board (sim://, deter
 to the end; the other is killed -9 while its second trainer (pipelined PAT with online twin
 refinement: optimizer, schedule, RNGs, refined twin, pair window all in the checkpoint) is mid-run,
 then resumed. The finished trainer is not re-run, the twin is not re-measured, no metric row is
-duplicated, and every final weight is identical.
+duplicated, and every final weight is identical. RunLog keeps exactly the checkpointed rows.
 """
 
 from __future__ import annotations
@@ -51,8 +51,7 @@ def pnn_train(*args: str) -> subprocess.Popen:
 
 
 def rows(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return RunLog(run).rows()  # read while a run writes: a torn last line is skipped, not an error
 
 
 def finish(proc: subprocess.Popen, limit: float) -> None:
