@@ -28,7 +28,7 @@ name = "resume"
 [task]
 name = "digits"
 [system]
-url = "sim://electronic?seed=1&noise=off&n_in=64&n_out=16"
+url = "sim://electronic?seed=1&noise=off&n_in=64&n_out=16&timeout=30"  # a shared, loaded CPU computes it
 n_in = 64
 n_out = 16
 [twin]

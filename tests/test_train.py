@@ -91,7 +91,8 @@ def test_model_free_trainers_never_touch_a_twin(setup) -> None:
 def test_query_counts_equal_the_run_samples_the_board_saw(setup, trainer) -> None:
     task, _, _ = setup
     task = Task("tiny", task.x_train[:96], task.y_train[:96], task.x_test[:40], task.y_test[:40], task.classes)
-    with connect("sim://electronic?seed=2&n_in=64&n_out=16") as board:
+    # The in-process sim computes on this shared CPU: under load a reply can take seconds, not the default 1 s.
+    with connect("sim://electronic?seed=2&n_in=64&n_out=16&timeout=30") as board:
         twin = None
         if trainer != "spsa":
             counted = counting(board, "twin")
