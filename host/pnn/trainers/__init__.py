@@ -1,6 +1,6 @@
 """Every trainer of `nets.TRAINERS` as a `pnn.train.Step` on the one epoch loop, by name.
 
-    digital, in-silico, pat     backpropagation through what `nets.build` puts in the layer slots
+    digital, linear, in-silico, pat   backpropagation through what `nets.build` puts in the layer slots
     pat-pipelined               PAT with the hardware one batch ahead (pnn.pipeline)
     pat-refine                  PAT whose twin is refined online from the pairs training measures
     pat-dat                     PAT with a learned twin-error model fitted online (DAT-style)
@@ -21,7 +21,7 @@ from ..pat import TwinSpec
 from ..system import PhysicalSystem
 from ..train import GradientStep, Step
 
-TWIN_FREE = frozenset({"digital", "spsa", "cma-es"})
+TWIN_FREE = frozenset({"digital", "linear", "spsa", "cma-es"})
 """Trainers that need no twin (every other one does)."""
 
 

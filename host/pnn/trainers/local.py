@@ -29,8 +29,9 @@ class LocalStep(Step):
         net, train_bodies, test_bodies = build("pat", task, system, twin, cfg)
         self.probes = nn.ModuleList(nn.Linear(net.readout.in_features, task.n_classes) for _ in net.encoders[1:])
         self.features: list[torch.Tensor] = []
-        for encoder in net.encoders[1:]:
-            encoder.register_forward_pre_hook(lambda module, args: tuple(a.detach() for a in args))
+        # A layer begins at its digital mix (if the net has them) or else at its encoder.
+        for entry in (net.mixes if hasattr(net, "mixes") else net.encoders)[1:]:
+            entry.register_forward_pre_hook(lambda module, args: tuple(a.detach() for a in args))
         for norm in net.norms[:-1]:
             norm.register_forward_hook(self._keep)
         super().__init__(task, net, train_bodies, test_bodies, cfg,
