@@ -29,7 +29,12 @@ USB_HINTS: dict[tuple[int, int | None], str] = {
     (0x1A86, 0x55D4): "CH9102 USB-UART (ESP32)",
     (0x0403, 0x6001): "FTDI USB-UART",
 }
-PROBE = "reconnect=1.5&timeout=0.5&heartbeat=0&retries=0"
+PROBE_TIMEOUT_S = 0.5  # a first HELLO knows no round trip yet; a slower board is probed again (cli.cmd_devices)
+
+
+def probe_params(timeout: float = PROBE_TIMEOUT_S) -> str:
+    """URL parameters of one quick HELLO + PING probe, allowing `timeout` s per request."""
+    return f"reconnect={max(1.5, 3 * timeout):g}&timeout={timeout:g}&heartbeat=0&retries=0"
 
 
 def usb_hint(vid: int | None, pid: int | None) -> str:
@@ -74,8 +79,10 @@ async def _mqtt_statuses(broker: str, prefix: str, wait: float) -> dict[str, str
 
 
 async def alist_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *, scan_usb: bool = True,
-                        prefix: str = "pnn", wait: float = 0.5) -> list[dict[str, Any]]:
+                        prefix: str = "pnn", wait: float = 0.5,
+                        timeout: float = PROBE_TIMEOUT_S) -> list[dict[str, Any]]:  # fmt: skip
     """The asyncio form of `list_devices`."""
+    probe = probe_params(timeout)
     probes: list[asyncio.Future[dict[str, Any]]] = []
     rows: list[dict[str, Any]] = []
     ports: dict[str, str] = {path: "" for path in serial}
@@ -84,7 +91,7 @@ async def alist_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *,
             if info.vid is not None:
                 ports.setdefault(info.device, usb_hint(info.vid, info.pid))
     for path, hint in ports.items():
-        probes.append(asyncio.ensure_future(_greet(f"serial://{path}?{PROBE}", hint)))
+        probes.append(asyncio.ensure_future(_greet(f"serial://{path}?{probe}", hint)))
     for broker in mqtt:
         parts = urlsplit(broker)
         try:
@@ -93,7 +100,7 @@ async def alist_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *,
             rows.append({"url": broker, "status": "broker unreachable", "error": str(e), "hint": ""})
             continue
         for device, status in sorted(statuses.items()):
-            url = f"mqtt://{parts.netloc}/{device}?{PROBE}&prefix={prefix}"
+            url = f"mqtt://{parts.netloc}/{device}?{probe}&prefix={prefix}"
             if status == "online":
                 probes.append(asyncio.ensure_future(_greet(url, "mqtt", status)))
             else:
@@ -103,7 +110,7 @@ async def alist_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *,
 
 
 def list_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *, scan_usb: bool = True,
-                 prefix: str = "pnn", wait: float = 0.5) -> list[dict[str, Any]]:
+                 prefix: str = "pnn", wait: float = 0.5, timeout: float = PROBE_TIMEOUT_S) -> list[dict[str, Any]]:
     """Boards reachable from this host, online ones first.
 
     Args:
@@ -112,6 +119,7 @@ def list_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *, scan_u
         scan_usb: also probe every USB serial port the system lists.
         prefix: MQTT topic prefix.
         wait: seconds to collect retained status messages.
+        timeout: seconds each probe request may take (a slow board's measured round trip, scaled).
 
     Returns:
         One dict per port or board: url, status ("online", "offline", "no answer", ...), hint (USB
@@ -119,7 +127,7 @@ def list_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *, scan_u
     """
     from ..link import loop as _loop
 
-    return _loop.run(alist_devices(serial, mqtt, scan_usb=scan_usb, prefix=prefix, wait=wait))
+    return _loop.run(alist_devices(serial, mqtt, scan_usb=scan_usb, prefix=prefix, wait=wait, timeout=timeout))
 
 
 def table(rows: list[dict[str, Any]]) -> Any:

@@ -22,6 +22,7 @@ would end the unix port, and a board does not need it (the REPL request already 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -44,6 +45,10 @@ BOARDS = FIRMWARE / "boards"
 UNIX_PLATFORMS = ("linux", "darwin")  # sys.platform of MicroPython's unix port
 MPREMOTE_TIMEOUT_S = 120.0  # copying: ~80 KB, a few seconds over USB, far more over a slow UART
 QUICK_TIMEOUT_S = 20.0  # one short exec: mpremote itself gives up entering the raw REPL after 10 s
+# The wait for HELLO after a reset (boot_allowance): BOOT_MARGIN x the measured boot work, plus the few
+# seconds a real board's USB port takes to vanish and come back, which nothing before the reset measures.
+BOOT_MARGIN = 3.0
+BOOT_FLOOR_S = 5.0
 
 
 class FlashError(ValueError):
@@ -77,11 +82,13 @@ class Knock:
             version), "repl" (a MicroPython REPL), "garbage" (bytes that are neither), "silent".
         reply: the decoded reply to HELLO, when a frame came back.
         raw: every byte read (for messages: a REPL's traceback, say).
+        seconds: how long the answer took from the HELLO going out (a measured round trip for "pnn").
     """
 
     kind: str
     reply: dict[str, Any] = field(default_factory=dict)
     raw: bytes = b""
+    seconds: float = 0.0
 
     def describe(self) -> str:
         """One phrase for messages: who answered."""
@@ -290,6 +297,7 @@ def knock(port: str, timeout: float = 1.0, interrupt: bool = True) -> Knock:
     ser = open_port(port)
     try:
         ser.write(b"\x00" + frame(packb(messages.hello_request(1))))
+        t0 = time.monotonic()
         raw = _read(ser, timeout, lambda d: _firmware(d) is not None)
         found = _firmware(raw)
         if found is None:  # not our firmware (or not yet): a REPL prints a prompt after CR
@@ -297,7 +305,7 @@ def knock(port: str, timeout: float = 1.0, interrupt: bool = True) -> Knock:
             raw += _read(ser, timeout, lambda d: _is_repl(d) or _firmware(d) is not None)
             found = _firmware(raw)  # a late HELLO: the firmware was still starting
         if found is not None:
-            return found
+            return dataclasses.replace(found, seconds=time.monotonic() - t0)
         if _is_repl(raw):
             return Knock("repl", {}, raw)
         return Knock("garbage" if raw else "silent", {}, raw)
@@ -375,34 +383,73 @@ def _run(cmd: list[str], what: str, on_line: Callable[[str], None] | None = None
     return "".join(out)
 
 
-def identify(port: str) -> tuple[str, str]:
-    """(sys.platform, sys.implementation._machine) of the board at the REPL on `port`."""
+def identify(port: str) -> tuple[str, str, float]:
+    """(sys.platform, sys.implementation._machine, wall seconds the exchange took) of the board at the REPL."""
+    t0 = time.monotonic()
     out = _run(mpremote(port, "exec", "import sys; print(sys.platform); print(sys.implementation._machine)"),
                "asking the board what it is", timeout=QUICK_TIMEOUT_S)  # fmt: skip
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
     if len(lines) < 2:
         raise FlashError(f"the board on {port} did not say what it is (got {out.strip()!r}); is it MicroPython?")
-    return lines[-2], lines[-1]
+    return lines[-2], lines[-1], time.monotonic() - t0
+
+
+# Markers the board prints around compiling one copied module, so the host can time it on its own clock.
+_PROBE_START, _PROBE_END = "pnn-compile-start", "pnn-compile-end"
+
+
+def probe_file(files: list[Copy]) -> Copy:
+    """The module whose compile time stands in for the board's: the largest firmware source copied."""
+    sources = [c for c in files if c.dst.endswith(".py")]
+    return max(sources, key=lambda c: c.src.stat().st_size)
 
 
 def copy_command(port: str, files: list[Copy]) -> list[str]:
-    """One mpremote session: make the folders (existing ones are fine), then copy every file."""
+    """One mpremote session: make the folders (existing ones are fine), copy every file, then compile the
+    largest module once between two printed markers (the board's speed at what its boot does most)."""
     mkdirs = (f"import os\nfor d in {tuple(folders(files))!r}:\n"
               " try:\n  os.mkdir(d)\n except OSError:\n  pass\n")  # fmt: skip
     args: list[str] = ["exec", mkdirs]
     for c in files:
         args += ["+", "fs", "cp", str(c.src), f":{c.dst}"]
+    probe = probe_file(files).dst
+    args += ["+", "exec", f"print({_PROBE_START!r})\ncompile(open({probe!r}).read(), {probe!r}, 'exec')\n"
+             f"print({_PROBE_END!r})"]  # fmt: skip
     return mpremote(port, *args)
 
 
-def copy(port: str, files: list[Copy], on_file: Callable[[str], None] | None = None) -> None:
-    """Copy `files` to the board; on_file(dst) is called as mpremote starts on each."""
+def copy(port: str, files: list[Copy], on_file: Callable[[str], None] | None = None) -> float:
+    """Copy `files` to the board; on_file(dst) is called as mpremote starts on each.
+
+    Returns the wall seconds the board took to compile `probe_file(files)` (see `boot_allowance`).
+    """
+    stamps: dict[str, float] = {}
 
     def seen(line: str) -> None:
-        if on_file is not None and line.startswith("cp ") and " :" in line:
+        if line.strip() in (_PROBE_START, _PROBE_END):
+            stamps[line.strip()] = time.monotonic()
+        elif on_file is not None and line.startswith("cp ") and " :" in line:
             on_file(line.rsplit(" :", 1)[1])
 
     _run(copy_command(port, files), "copying the files", seen)
+    if len(stamps) != 2:
+        raise FlashError(f"the board on {port} did not compile {probe_file(files).dst} after the copy: "
+                         "is the file system full? (`mpremote connect PORT df`)")  # fmt: skip
+    return stamps[_PROBE_END] - stamps[_PROBE_START]
+
+
+def boot_allowance(files: list[Copy], compile_s: float, answer_s: float) -> float:
+    """How long to wait for HELLO after a reset, from what this board was measured to take.
+
+    A boot is an interpreter start (a USB re-enumeration; `answer_s`, the measured round trip of one short
+    mpremote exec, bounds it from what the board showed) and then main.py compiling the firmware it
+    imports: the measured compile of the largest module scaled by the bytes of all copied sources (more
+    than main.py imports, so it errs long). The factor covers a board (or an emulator on a busy host)
+    that runs a few times slower during the boot than during the probe; the wait ends at the first HELLO.
+    """
+    per_byte = compile_s / max(1, probe_file(files).src.stat().st_size)
+    source = sum(c.src.stat().st_size for c in files if c.dst.endswith(".py"))
+    return BOOT_MARGIN * (answer_s + per_byte * source) + BOOT_FLOOR_S
 
 
 # Run main.py afresh in the running interpreter, dropping the modules a previous run imported: how the

@@ -1,0 +1,115 @@
+"""The emulated Pico for the tests: the real MicroPython rp2 firmware in rp2040js (../shared/rp2040-emu),
+with firmware/emu/electronic.mjs wired between GP15 (PWM) and ADC0, its console on a pty.
+
+`boot(folder)` copies the kit to `folder` and runs `npm ci` there (never in the project), writes one unit
+of pnn.physics.Electronic for the plugin, starts pty_bridge.py and waits for USB enumeration. Tests that
+need it call `require()` first: without the kit (a user's own checkout) they skip with one line; with it
+(CI) a missing Node.js is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KIT = ROOT.parent / "shared" / "rp2040-emu"
+PLUGIN = ROOT / "firmware" / "emu" / "electronic.mjs"
+sys.path.insert(0, str(ROOT / "firmware" / "emu"))
+import circuit_table  # noqa: E402
+
+UNIT_SEED = 0
+
+
+def require() -> None:
+    """Skip (no kit) or fail (kit but no Node.js) before anything is started."""
+    if not (KIT / "rp2emu.mjs").exists():
+        pytest.skip(f"needs the emulated Pico kit at {KIT} (../shared/rp2040-emu) and Node.js >= 18")
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.fail("the emulated Pico kit is here but node/npm are not: apt-get install -y nodejs npm")
+
+
+@dataclass
+class Emu:
+    """A running emulated Pico: its pty, control socket, ADC conversion log and the unit it models."""
+
+    tty: str
+    sock: Path
+    adc_log: Path
+    table: dict
+    proc: subprocess.Popen
+    log: Path
+    _ctl: socket.socket | None = field(default=None, repr=False)
+
+    def ctl(self, cmd: str, **kw: object) -> dict:
+        """One control-socket command (rp2emu.mjs: time, adc, gpio, trace_start/get, stats ...)."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.sock))
+            s.sendall((json.dumps(dict(cmd=cmd, **kw)) + "\n").encode())
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return json.loads(buf)
+
+    def conversions(self) -> list[int]:
+        """Emulated-ns start times of every ADC0 conversion so far (the plugin's log; 100 ms flush)."""
+        time.sleep(0.3)
+        if not self.adc_log.exists():
+            return []
+        return [int(x) for x in self.adc_log.read_text().split()]
+
+    def wait_ready(self, since: int = 0, timeout: float = 300.0) -> None:
+        """Until the emulator (restarted after a reset, too) has enumerated USB `since` log bytes on."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b"USB CDC enumerated" in self.log.read_bytes()[since:] and self.sock.exists():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("emulator exited: " + self.log.read_text()[-2000:])
+            time.sleep(0.1)
+        raise TimeoutError("emulator did not enumerate USB: " + self.log.read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def boot(folder: Path, extra: tuple[str, ...] = ()) -> Emu:
+    """Copy the kit into folder, npm ci there, start the emulated Pico with the circuit plugin."""
+    require()
+    kit = folder / "kit"
+    shutil.copytree(KIT, kit, ignore=shutil.ignore_patterns("node_modules"))
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=kit, check=True, capture_output=True, timeout=600)
+    table_path = circuit_table.write(folder / "unit.json", UNIT_SEED)
+    run = folder / "run"
+    run.mkdir()
+    tty, sock, adc_log, log = run / "ttyEMU", run / "emu.sock", run / "adc.log", run / "bridge.log"
+    cmd = [sys.executable, str(kit / "pty_bridge.py"), "--link", str(tty), "--",
+           "node", str(kit / "rp2emu.mjs"), "--image", str(kit / "firmware.uf2"), "--ctrl", str(sock),
+           "--plugin", str(PLUGIN), "--circuit", str(table_path), "--adc-log", str(adc_log), *extra]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    emu = Emu(str(tty), sock, adc_log, json.loads(table_path.read_text()), proc, log)
+    try:
+        emu.wait_ready()
+    except BaseException:
+        emu.stop()
+        raise
+    return emu
