@@ -100,20 +100,24 @@ def _fresh_out(path: Path, resume: bool) -> None:
     held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (path / n).exists()]
     if held:
         raise UsageError(f"--out {path}: that folder already holds a run ({', '.join(held)}); give a new --out "
-                         "folder" + (", or --resume to continue it" if _HAS_RESUME else ""))  # fmt: skip
+                         "folder, or --resume to continue it")  # fmt: skip
 
-
-_HAS_RESUME = False  # set when `pnn train --resume` exists (the parser says)
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from . import experiment
+
+    if args.resume:
+        console.print(f"[bold]pnn train[/] resuming {args.resume}")
+        experiment.run(experiment.load_run(args.resume), Path(args.resume), console=console, resume=True)
+        return 0
+    if args.experiment is None:
+        raise UsageError("pnn train needs an experiment file (e.g. examples/electronic-digits.toml) or --resume RUN_FOLDER")
     from . import config
 
     cfg = config.load(args.experiment, _train_flags(args)).as_dict()  # every value checked before measuring
     run_dir = Path(args.out) if args.out else new_run_dir(args.runs, cfg["experiment"]["name"])
-    _fresh_out(run_dir, bool(getattr(args, "resume", False)))
-    from . import experiment
-
+    _fresh_out(run_dir, False)
     console.print(f"[bold]pnn train[/] {args.experiment} -> {run_dir}")
     experiment.run(cfg, run_dir, console=console)
     return 0
@@ -520,7 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     tr = sub.add_parser("train", help="run an experiment from a TOML file (see examples/)")
-    tr.add_argument("experiment", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("experiment", nargs="?", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("--resume", metavar="RUN_FOLDER", help="continue a stopped or killed run from its last checkpoint")
     tr.add_argument("--epochs", type=int, help="override [train] epochs")
     tr.add_argument("--seeds", type=int, help="override [train] seeds: training seeds to average over")
     tr.add_argument("--trainers", help="override [train] trainers, comma-separated (e.g. digital,pat)")
