@@ -14,6 +14,8 @@ import time
 import tty
 from pathlib import Path
 
+from ..link.relay import PtyRelay
+
 FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
 
 
@@ -48,8 +50,6 @@ class SimBoard:
 
     def __init__(self, seed: int = 0, mqtt: str | None = None, device_id: str | None = None,
                  folder: str | os.PathLike[str] | None = None) -> None:
-        from ..testing.faults import Faults, FaultyCable
-
         self.folder = Path(folder) if folder else Path(os.environ.get("TMPDIR", "/tmp")) / f"pnn-sim-{os.getpid()}-{seed}"
         self.folder.mkdir(parents=True, exist_ok=True)
         log_path = self.folder / "firmware.log"
@@ -76,7 +76,7 @@ class SimBoard:
             raise
         if not mqtt:
             # A USB board appears as a path the trainer opens; the cable relays it to the firmware's pty.
-            self._cable = FaultyCable(self._master, Faults(), folder=self.folder)
+            self._cable = PtyRelay(self._master, folder=self.folder)
             self.url = f"serial://{self._cable.path}"
 
     def close(self) -> None:
