@@ -8,12 +8,11 @@ Runs unchanged on CPython and MicroPython.
 import struct
 
 from .cobs import decode_in_place, encode, encode_into, find0, max_encoded_len
+from .compat import const
 from .crc import crc32
 from .errors import BAD_CRC, BAD_FRAME, TOO_LONG
 
-CRC_LEN = 4
-
-
+CRC_LEN = const(4)
 def frame_len(payload_len):
     """Most bytes between the delimiters that a payload of payload_len bytes can take."""
     return max_encoded_len(payload_len + CRC_LEN)

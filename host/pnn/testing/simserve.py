@@ -18,15 +18,16 @@ import time
 import aiomqtt
 import msgpack
 
+from pnn_protocol import messages
+
 from ..link import wire as _wire
-from ..link.mqtt import topics
 from ..link.sim import InProcessBoard, serve_in_order
 from ..link.url import parse_url
 
 
 async def serve_board(host: str, port: int, device: str, board: InProcessBoard, prefix: str = "pnn") -> None:
     """Serve one board until cancelled (reconnecting to the broker as needed)."""
-    req, resp, status = topics(prefix, device)
+    req, resp, status = messages.topics(device, prefix)
     board.device = device
     backoff = 0.05
     while True:
