@@ -22,7 +22,8 @@ ACTION_HARD_RESET = "hard_reset"
 
 CACHE_ENTRIES = const(8)  # most RESULTs kept (the pool's size usually binds first for big ones)
 TX_SMALL = const(1024)  # every response but RESULT fits this: HELLO, PONG (data <= MAX_PING), CONFIG, ERROR
-MAX_PING = const(256)  # What decoding one request may allocate. A v1 request is a map of about ten keys; bins (the drive) are
+MAX_PING = const(256)
+# What decoding one request may allocate. A v1 request is a map of about ten keys; bins (the drive) are
 # views into the frame, never copies. An array of 8,000 nils fits a frame but not the heap: it is
 # refused as BAD_PAYLOAD before it is built, instead of ending in a MemoryError.
 MAX_ITEMS = const(64)  # container entries (map pairs, array items) in the whole request

@@ -21,8 +21,10 @@ SUBACK = const(0x90)
 PINGREQ = const(0xC0)
 PINGRESP = const(0xD0)
 DISCONNECT = const(0xE0)
+
 IPPROTO_TCP = const(6)  # not exported by every port's socket module
 TCP_NODELAY = const(1)
+
 TOO_LONG = -1  # check_msg's report of a PUBLISH whose payload exceeded max_payload (skipped)
 
 

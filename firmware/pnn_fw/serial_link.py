@@ -12,11 +12,14 @@ from micropython import const
 
 from pnn_protocol.framing import FrameDecoder, frame_into, frame_len
 
-RX_CHUNK = const(2048)  # Linux termios values the unix port's termios module does not export
+RX_CHUNK = const(2048)
+# Linux termios values the unix port's termios module does not export
 _CS8 = const(0x30)
 _PARENB = const(0x100)
 _VMIN = const(6)
 _VTIME = const(5)
+
+
 class PortClosed(OSError):
     """The peer hung up (pty master closed): nothing more will arrive."""
 

@@ -12,6 +12,8 @@ import struct
 from .compat import const
 
 MAX_DEPTH = const(8)
+
+
 class DecodeError(ValueError):
     """Bytes that are not one well-formed value of the v1 msgpack subset."""
 

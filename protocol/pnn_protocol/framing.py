@@ -13,6 +13,8 @@ from .crc import crc32
 from .errors import BAD_CRC, BAD_FRAME, TOO_LONG
 
 CRC_LEN = const(4)
+
+
 def frame_len(payload_len):
     """Most bytes between the delimiters that a payload of payload_len bytes can take."""
     return max_encoded_len(payload_len + CRC_LEN)

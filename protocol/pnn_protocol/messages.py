@@ -17,6 +17,7 @@ from .errors import (
 from .framing import max_payload
 
 VERSION = const(1)
+
 HELLO = "hello"
 RUN = "run"
 RESULT = "result"
@@ -32,7 +33,8 @@ RESPONSES = (HELLO, RESULT, PONG, CONFIG, RESET, REPL, ERROR)
 
 MAX_ID = 0xFFFFFFFF
 # Upper bound on everything in a RUN or RESULT besides its code blob (keys, headers, ints at their widest).
-RUN_OVERHEAD = const(128)  # Settable CONFIG keys (v1).
+RUN_OVERHEAD = const(128)
+# Settable CONFIG keys (v1).
 CONFIG_KEYS = ("rest_code",)
 
 
