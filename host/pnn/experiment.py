@@ -20,11 +20,14 @@ from rich.console import Console
 from rich.table import Table
 
 from .data import load_task
+from .link.errors import UserError
+from .nets import TRAINERS
 from .report import regenerate
 from .store import DataStore
 from .system import PhysicalSystem
 from .train import TrainConfig, accuracy, build, train
 from .twin import Twin, collect, describe, fit, load_twins, save_twins
+from .twin_models import ARCHITECTURES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "experiment": {"name": "experiment"},
@@ -38,7 +41,7 @@ CHUNK = 256  # drives per measurement call and per durable store chunk: a crash 
 ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserError, ValueError):
     """An experiment file that cannot run; the message says how to mend it."""
 
 
@@ -54,7 +57,19 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
             if key not in resolved[section]:
                 raise ExperimentError(f"unknown key '{key}' in [{section}]; known keys: {', '.join(resolved[section])}")
             resolved[section][key] = value
+    _check_names(resolved)
     return resolved
+
+
+def _check_names(config: dict[str, Any]) -> None:
+    """The names a file chooses from a list (twin kind, trainers), checked before anything runs."""
+    kind = config["twin"]["kind"]
+    if kind not in ARCHITECTURES:
+        raise ExperimentError(f"unknown twin kind {kind!r} in [twin]; choose one of {', '.join(ARCHITECTURES)}")
+    trainers = config["train"]["trainers"]
+    unknown = [t for t in (trainers if isinstance(trainers, list) else [trainers]) if t not in TRAINERS]
+    if unknown or not isinstance(trainers, list):
+        raise ExperimentError(f"[train] trainers = {trainers!r}: give a list of {', '.join(TRAINERS)}")
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -77,14 +92,19 @@ def make_system(spec: dict[str, Any]) -> PhysicalSystem:
         return connect_all(spec["url"])
     from . import physics
 
-    kinds = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}
+    kinds = physics.KINDS
     if spec["kind"] not in kinds:
         raise ExperimentError(f"unknown system kind '{spec['kind']}'; choose one of {', '.join(kinds)} or give a url")
     try:
         noise = physics.Noise(**spec["noise"])
     except TypeError as e:
         raise ExperimentError(f"bad [system.noise]: {e}") from e
-    return kinds[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
+    except ValueError as e:  # the physics checks every value it is given; here they come from the file
+        raise ExperimentError(f"bad [system.noise]: {e}") from e
+    try:
+        return kinds[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
+    except ValueError as e:
+        raise ExperimentError(f"bad [system]: {e}") from e
 
 
 def collect_data(config: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True) -> DataStore:

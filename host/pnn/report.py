@@ -9,11 +9,12 @@ import numpy as np
 import torch
 
 from . import plots
+from .link.errors import UserError
 from .store import DataStore
 from .twin import load_twins
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """The folder is not a run folder, or lacks what a plot needs."""
 
 

@@ -14,12 +14,13 @@ import time
 import tty
 from pathlib import Path
 
+from ..link.errors import UserError
 from ..link.relay import PtyRelay
 
 FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
 
 
-class SimBoardError(RuntimeError):
+class SimBoardError(UserError, RuntimeError):
     """The simulated board could not start; the message says why."""
 
 

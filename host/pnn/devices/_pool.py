@@ -9,6 +9,7 @@ batch is done when every row has exactly one response and one source.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 
@@ -16,6 +17,8 @@ import numpy as np
 
 from ..link.client import AsyncDevice
 from ..link.errors import DeviceUnavailable
+
+log = logging.getLogger(__name__)  # pnn.devices._pool: chunks handed to other boards
 
 
 class _Batch:
@@ -148,7 +151,8 @@ class AsyncPool:
             start, stop = chunk
             try:
                 response = await device.run_chunk(batch.drive[start:stop], fail_fast=True)
-            except DeviceUnavailable:
+            except DeviceUnavailable as e:
+                log.info("rows %d..%d go back to the pool: %s", start, stop, e)
                 batch.give_back(start, stop)
                 self.rerun_rows += stop - start
                 failures += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 import time
 from typing import Any
@@ -28,6 +29,8 @@ from .codes import Calibration, Capabilities
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice
 from .transport import Transport
 from .url import DeviceURL
+
+log = logging.getLogger(__name__)  # pnn.link.client: drops, reconnects, resends
 
 # ERROR codes that say the request never reached the device intact: re-sending can succeed.
 _TRANSIENT = (errors.BAD_CRC, errors.BAD_FRAME, errors.INTERNAL)
@@ -113,7 +116,8 @@ class AsyncDevice:
         await self.close()
         if fatal is not None:
             raise fatal
-        raise ConnectionError(f"{self.id}: no answer within {self.url['reconnect']:g} s ({reason or 'no reply to HELLO'})")
+        # `from reason`: callers match the cause by type (BrokerRefused, PortNotFound), never by its text
+        raise ConnectionError(f"{self.id}: no answer within {self.url['reconnect']:g} s ({reason or 'no reply to HELLO'})") from reason
 
     async def close(self) -> None:
         """Stop the link; requests still waiting fail with DeviceUnavailable."""
@@ -148,6 +152,10 @@ class AsyncDevice:
                     tasks[1].result()
                 hello.result()
                 self._stats["reconnects"] += 0 if first else 1
+                if first:
+                    log.info("%s: connected to board %r", self.id, self.hello.get("device"))
+                else:
+                    log.warning("%s: reconnected to board %r", self.id, self.hello.get("device"))
                 first, backoff = False, _BACKOFF[0]
                 self._lost = asyncio.Event()
                 self._connected.set()
@@ -163,11 +171,16 @@ class AsyncDevice:
             except NoSuchDevice as e:
                 if first:  # a mistyped port: say so now rather than after `reconnect` seconds
                     self._fatal = ConnectionError(str(e))
+                    self._fatal.__cause__ = e  # (its type, for callers that match by type)
                 self._last_error = e
             except (LinkDown, OSError, TimeoutError) as e:
                 self._last_error = e
+                if self._connected.is_set():
+                    log.warning("%s: link down (%s); reconnecting", self.id, e)
             except Exception as e:  # noqa: BLE001 - anything else a link throws: keep the reason, retry
                 self._last_error = e
+                if self._connected.is_set():
+                    log.warning("%s: link down (%r); reconnecting", self.id, e)
             finally:
                 self._connected.clear()
                 self._lost.set()
@@ -176,11 +189,14 @@ class AsyncDevice:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await self.transport.close()
             if self._fatal is not None:
+                log.info("%s: giving up on the link: %s", self.id, self._fatal)
                 for fut in self._pending.values():
                     if not fut.done():
                         fut.set_exception(self._fatal)
                         fut.exception()
                 return
+            if not self._closing:
+                log.info("%s: no link (%s); trying again", self.id, self._last_error)
             await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
             backoff = min(2 * backoff, _BACKOFF[1])
 
@@ -310,17 +326,20 @@ class AsyncDevice:
                 self._stats["errors"] += 1
                 if reply["code"] not in _TRANSIENT:
                     raise DeviceError(f"{self.id}: {errors.name(reply['code'])}: {reply['msg']}", reply["code"])
+                log.info("%s: request %d answered %s; resending", self.id, rid, errors.name(reply["code"]))
                 self._pending[rid] = asyncio.get_running_loop().create_future()
             elif lost.is_set():
                 self._stats["retries"] += 1
                 if fail_fast:
                     raise DeviceUnavailable(f"{self.id}: link lost with a request in flight")
+                log.info("%s: link lost with request %d in flight; resending once it is back", self.id, rid)
                 link_deadline = time.monotonic() + self.url["reconnect"]
                 continue  # not counted against `retries`: the link, not the request, failed
             tries += 1
             self._stats["retries"] += 1
             if tries > self.url["retries"]:
                 raise DeviceUnavailable(f"{self.id}: no reply to request {rid} after {tries} tries")
+            log.info("%s: no reply to request %d within %.3g s; resending (try %d)", self.id, rid, timeout, tries + 1)
 
     def _learn_tick(self, seconds: float, ticks: int) -> None:
         # An upper bound on seconds per tick (the reply waited for everything in flight before it);

@@ -45,7 +45,7 @@ def make_physics(url: DeviceURL) -> Any:
         kwargs["sample_rate"] = float(p["rate"])
         if p["substeps"]:
             kwargs["substeps"] = p["substeps"]
-    cls = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}[url.target]
+    cls = physics.KINDS[url.target]
     # The full readout (one value per drive sample); the board bins it into the n_out a RUN asks for.
     return cls(p["n_in"], p["n_in"], **kwargs)
 
