@@ -40,14 +40,14 @@ def main() -> None:
 
     # Each branch imports (compiles) its transport before _make_loop allocates the big buffers.
     if board.get("transport", "serial") == "mqtt":
-        from pnn_fw.mqtt_link import serve_mqtt
+        from pnn_fw.mqtt_link import make_client, serve_mqtt
         from pnn_fw.wifi import WiFi
 
+        settings = config.mqtt_settings(board)
+        client = make_client(settings, board["max_frame"])  # its frame-sized buffer first (see there)
         loop = _make_loop(board)
         wifi = board.get("wifi") or {}
-        action = serve_mqtt(
-            loop, config.mqtt_settings(board), WiFi(wifi.get("ssid", ""), wifi.get("password", ""))
-        )
+        action = serve_mqtt(loop, settings, WiFi(wifi.get("ssid", ""), wifi.get("password", "")), client)
     else:
         from pnn_fw.serial_link import StdioPort, serve
 

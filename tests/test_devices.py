@@ -171,3 +171,21 @@ def test_heartbeat_detects_a_silent_board_and_reconnects_when_it_answers_again()
         board.url.params["drop"] = 0.0
         assert device(torch.rand(3, 32)).shape == (3, 8)
         assert device.stats()["reconnects"] >= 1
+
+
+def test_drive_width_and_boot_from_hello_old_and_new() -> None:
+    """Firmware that predates them: uint16 drive, no boot id. Newer: uint8 for an 8-bit DAC, and a
+    uint8 drive makes room for twice the examples a frame can carry."""
+    from pnn.link.codes import Capabilities, boot_id
+
+    caps = {"dac_bits": 8, "adc_bits": 12, "max_drive": 512, "max_batch": 64, "max_out": 512, "max_codes": 1000,
+            "min_rate": 1000, "max_rate": 50000, "max_oversample": 64, "max_settle": 100, "max_frame": 2200}
+    old = Capabilities.from_hello({"proto": 1, "caps": caps})
+    new = Capabilities.from_hello({"proto": 1, "boot": 7, "caps": dict(caps, drive_widths=[1, 2])})
+    wide_dac = Capabilities.from_hello({"proto": 1, "caps": dict(caps, dac_bits=12, drive_widths=[1, 2])})
+    assert (old.drive_width, old.boot, new.drive_width, new.boot, wide_dac.drive_width) == (2, None, 1, 7, 2)
+    assert (old.chunk_limit(100, 10), new.chunk_limit(100, 10), new.chunk_limit(100, 100)) == (10, 20, 10)
+    assert boot_id({"boot": True}) is None and boot_id({"boot": 2**32}) is None
+    assert Calibration.for_device(new, parse_url("sim://electronic")).encode(np.zeros((1, 2))).dtype == np.uint8
+    with pytest.raises(ValueError, match="drive_width=1 cannot carry 12-bit"):
+        Calibration(12, 12, drive_width=1)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 from _fixtures import board_file, kill, restart
 
 from pnn.devices import connect
+from pnn.link.url import parse_url
 
 
 def test_hello_caps_and_runs_of_several_sizes(firmware_serial) -> None:
@@ -50,3 +52,26 @@ def test_a_board_killed_mid_request_and_restarted_finishes_the_batch(firmware_se
     assert response.shape == (96, 16) and sources == [board.id] * 96
     assert stats["samples"] == 96, "each example's result is counted once"
     assert stats["retries"] + stats["reconnects"] >= 1, "the kill must have cost a request its reply"
+
+
+def test_uint8_drive_codes_and_the_boot_id_over_the_real_firmware(firmware_serial) -> None:
+    """An 8-bit DAC board offers uint8 drive codes; the host sends them (the firmware refuses a RUN whose
+    drive length does not match its drive_width) and gets the same response as with uint16 codes."""
+    from pnn.link.codes import Calibration, Capabilities, boot_id
+    from pnn.link.sync import StreamLink, SyncClient
+
+    sims = [firmware_serial(seed=4, cable=True), firmware_serial(seed=4)]
+    url = f"serial://{sims[0].host_path}?n_in=32&n_out=8&rate=20000"
+    drive = torch.rand(3, 32, generator=torch.Generator().manual_seed(1))
+    with connect(url) as board:
+        hello = board.capabilities
+        caps = Capabilities.from_hello(hello)
+        assert caps.drive_width == 1 and caps.boot == boot_id(hello) is not None
+        narrow = board(drive)
+    cal = Calibration.for_device(caps, parse_url(url))
+    assert cal.encode(drive.numpy()).dtype == "u1"
+    wide = Calibration(caps.dac_bits, caps.adc_bits)  # the same codes as uint16, to a same-seed board
+    c = SyncClient(StreamLink(sims[1].fd), timeout=5.0)
+    r = c.run(wide.encode(drive.numpy()).tobytes(), 3, 32, 20000, settle=8, n_out=8)  # the URL default settle
+    assert torch.equal(narrow, torch.from_numpy(cal.decode(np.frombuffer(r["resp"], "<u2").reshape(3, 8))))
+    assert boot_id(c.hello()) != caps.boot  # another boot, another id

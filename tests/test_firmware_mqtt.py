@@ -7,6 +7,7 @@ import struct
 import time
 
 import paho.mqtt.client as mqtt
+from _fixtures import board_file
 
 from pnn.link.sync import MqttLink, SyncClient
 from pnn_protocol import errors, messages
@@ -119,3 +120,31 @@ def test_username_password(broker_factory, firmware_mqtt):
     sim = firmware_mqtt(auth_broker, extra=("--user", "pnn", "--password", "s3cret"))
     c = SyncClient(MqttLink(*auth_broker, sim.device_id, user="pnn", password="s3cret"), timeout=5.0)
     assert_run_works(c)
+
+
+def test_a_run_longer_than_the_keepalive_keeps_the_session(mosquitto, firmware_mqtt, tmp_path):
+    """keepalive 2 s, a paced 10 s RUN: mosquitto drops a client silent for ~5 s (1.5 x keepalive, checked
+    coarsely) and publishes its last will, and the board's own keepalive check would give up on a broker
+    it has not heard for 3 s; the runner's PINGREQs between ticks hold the session, the RESULT arrives,
+    no flap."""
+    board = board_file(tmp_path, paced=True)
+    sim = firmware_mqtt(mosquitto, "long-run", extra=("--keepalive", "2", "--board", board))
+    seen: list[str] = []
+    watch = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    watch.on_message = lambda _c, _u, m: seen.append(m.payload.decode())
+    watch.connect(*mosquitto)
+    watch.subscribe("pnn/long-run/status")
+    watch.loop_start()
+    try:
+        c = client_for(sim)
+        started = time.monotonic()
+        r = c.run(codes([40] * 500), 1, 500, 1000, settle=9500, n_out=5)  # 10,000 ticks at 1 kS/s
+        took = time.monotonic() - started
+        assert r["t"] == "result" and len(r["resp"]) == 10
+        assert took >= 9.5  # it really ran for longer than the keepalive
+        assert_run_works(c)  # and the session serves on
+    finally:
+        watch.loop_stop()
+        watch.disconnect()
+    assert "offline" not in seen, seen
+    assert "connection lost" not in sim.stderr()

@@ -497,3 +497,72 @@ def test_sim_matches_the_host_model_loosely(tmp_path):
     assert np.corrcoef(fw.ravel(), host.ravel())[0, 1] > 0.95
     assert np.sqrt(np.mean((fw - host) ** 2)) < 0.15 * span
     assert abs(fw[1, 0] - host[1, 0]) < 0.05 * span and abs(fw[1, -1] - host[1, -1]) < 0.05 * span
+
+
+def test_uint8_drive_and_idle_hook_allocate_nothing_per_sample(tmp_path):
+    """uint8 drive codes play exactly as uint16 ones (ESP32 loopback), a uint8 run and an idle hook
+    (MQTT's keepalive service) allocate the same for 17 ticks as for 532, and the hook is called
+    about IDLE_HZ times per second of sample clock."""
+    out = mp(
+        tmp_path,
+        """
+        from pnn_fw.runner import IDLE_HZ
+
+        class Hook:
+            def __init__(self):
+                self.calls = 0
+            def __call__(self):
+                self.calls += 1
+
+        board = load_board("esp32")
+        hal = make_hal(board)
+        r = runner_for(hal, board)
+        codes = [(i * 7) % 256 for i in range(2 * 256)]
+        wide = unpack(r.run(pack(codes), 2, 256, 20000, 1, 3, 32)[0])
+        narrow = unpack(r.run(bytes(codes), 2, 256, 20000, 1, 3, 32, 1)[0])
+
+        def alloc(drive, batch, n, width):
+            gc.collect()
+            gc.disable()
+            a0 = gc.mem_alloc()
+            r.run(drive, batch, n, 20000, 4, 10, 4, width)
+            a1 = gc.mem_alloc()
+            gc.enable()
+            return a1 - a0
+
+        hook = Hook()
+        r.idle = hook
+        res = {"same": wide == narrow, "u8": [alloc(bytes([1] * 16), 1, 16, 1), alloc(bytes(codes), 2, 256, 1)]}
+        hook.calls = 0
+        r.run(bytes([9] * 16), 1, 16, 20000, 1, 15985, 4, 1)  # 16,001 ticks = 0.8 s of sample clock
+        res["calls"] = hook.calls
+        res["hz"] = IDLE_HZ
+        r.idle = None
+        try:
+            r.run(pack([300] * 4), 1, 4, 20000, 1, 0, 4, 1)
+        except ValueError as e:
+            res["refused"] = str(e)
+        emit(res)
+        """,
+        fake_machine=True,
+    )
+    assert out["same"]
+    small, big = out["u8"]
+    assert big == small, f"{big - small} extra bytes over 515 more ticks"
+    assert 0.8 * out["hz"] - 2 <= out["calls"] <= 0.8 * out["hz"] + 2
+    assert "drive holds 8 bytes" in out["refused"]
+
+
+def test_bin_means_round_half_up(tmp_path):
+    """ESP32 loopback: DAC code 16 reads 257, code 0 reads 0; their mean 128.5 is written as 129 (half up,
+    SPEC section 3), where half-to-even or truncation would give 128."""
+    out = mp(
+        tmp_path,
+        """
+        board = load_board("esp32")
+        hal = make_hal(board)
+        emit(run(hal, [[16, 0], [16, 16]], settle=0, n_out=1, runner=runner_for(hal, board))[0])
+        """,
+        fake_machine=True,
+    )
+    assert out == [129, 257]

@@ -212,6 +212,12 @@ CAPS = {
         ({"settle": -1}, errors.OUT_OF_RANGE),
         ({"drive": bytes(31)}, errors.BAD_FIELD),
         ({"drive": [0] * 32}, errors.BAD_FIELD),
+        ({"batch": 0, "n_drive": "x"}, errors.OUT_OF_RANGE),  # field by field: batch is checked whole first
+        ({"oversample": None, "settle": None}, None),  # nil in an optional field counts as absent
+        ({"batch": None}, errors.BAD_FIELD),  # ... and in a required one as missing
+        ({"drive_width": 1, "drive": bytes(16)}, errors.OUT_OF_RANGE),  # the board did not offer uint8
+        ({"drive_width": 3}, errors.OUT_OF_RANGE),
+        ({"drive_width": "1"}, errors.BAD_FIELD),
         (
             {"batch": 4, "n_drive": 64, "n_out": 32, "drive": bytes(512)},
             errors.OUT_OF_RANGE,
@@ -221,15 +227,29 @@ CAPS = {
 def test_check_run_errors(change, code):
     m = messages.run(3, bytes(32), 1, 16, 20000, n_out=4)
     m.update(change)
+    if code is None:
+        assert messages.check_run(m, CAPS, 3)[4:6] == (1, 0)
+        return
     with pytest.raises(P.ProtocolError) as e:
         messages.check_run(m, CAPS, 3)
     assert e.value.code == code and e.value.req_id == 3
 
 
+def test_check_run_uint8_drive():
+    caps = dict(CAPS, drive_widths=[1, 2])
+    m = messages.run(3, bytes(32), 2, 16, 20000, n_out=4, drive_width=1)
+    assert m["drive_width"] == 1 and "drive_width" not in messages.run(3, bytes(64), 2, 16, 20000)
+    drive, *rest = messages.check_run(P.unpackb(P.packb(m)), caps, 3)
+    assert len(drive) == 32 and rest == [2, 16, 20000, 1, 0, 4, 1]
+    with pytest.raises(P.ProtocolError) as e:  # uint8 length is batch * n_drive bytes
+        messages.check_run(dict(m, drive=bytes(64)), caps, 3)
+    assert e.value.code == errors.BAD_FIELD
+
+
 def test_check_run_ok_and_envelope():
     m = messages.run(3, bytes(64), 2, 16, 20000, n_out=4)
     drive, *rest = messages.check_run(P.unpackb(P.packb(m)), CAPS, 3)
-    assert bytes(drive) == bytes(64) and rest == [2, 16, 20000, 1, 0, 4]
+    assert bytes(drive) == bytes(64) and rest == [2, 16, 20000, 1, 0, 4, 2]
     assert messages.check_request(m) == ("run", 3)
     r = messages.result(3, bytes(16), 2, 4, 50, 0)
     assert messages.check_response(P.unpackb(P.packb(r))) == ("result", 3)

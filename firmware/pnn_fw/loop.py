@@ -39,6 +39,23 @@ def decode_request(payload):
     return Reader(payload, MAX_ITEMS, MAX_STR).read()
 
 
+def boot_id() -> int:
+    """A uint32 drawn afresh at each boot (HELLO and PONG carry it, so the host notices a silent reboot).
+
+    os.urandom is the hardware RNG on ESP32 and RP2040 and /dev/urandom on the unix port; MicroPython's
+    own generator (seeded from hardware at boot where the port can) is the fallback.
+    """
+    try:
+        import os
+
+        b = os.urandom(4)
+        return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
+    except (ImportError, AttributeError, OSError):
+        import random
+
+        return random.getrandbits(32)
+
+
 def _board_int(board: dict, key: str, default=None) -> int:
     v = board.get(key, default)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -67,11 +84,14 @@ class DeviceLoop:
             raise ValueError("board max_frame %d is too small for protocol v1" % self.max_frame)
         self.hal = hal
         self.device_id = device_id
+        self.boot = boot_id()
         # Largest RESULT this board can produce, + CRC room: byte-stream framing appends the CRC in place.
         self._result_max = min(self.payload_max, 2 * max_batch * max_out + messages.RUN_OVERHEAD) + CRC_LEN
         pool = _board_int(board, "cache_bytes", 2 * self._result_max)
         if pool < self._result_max:
             raise ValueError("board cache_bytes %d cannot hold one RESULT (%d)" % (pool, self._result_max))
+        # The biggest buffer first, while the freshly collected heap still has room that big in one piece.
+        self.pool = Packer(bytearray(pool))
         self.runner = runner if runner is not None else LayerRunner(hal, max_drive, max_batch, max_out)
         self.caps = {
             "dac_bits": hal.dac_bits,
@@ -80,6 +100,7 @@ class DeviceLoop:
             "max_batch": max_batch,
             "max_out": max_out,
             "max_codes": messages.max_codes(self.max_frame),
+            "drive_widths": [1, 2] if hal.dac_bits <= 8 else [2],
             "min_rate": hal.min_rate,
             "max_rate": hal.max_rate,
             "max_oversample": MAX_OVERSAMPLE,
@@ -93,7 +114,6 @@ class DeviceLoop:
         }
         self._default_rest = hal.rest_code
         self.tx = Packer(bytearray(TX_SMALL + CRC_LEN))
-        self.pool = Packer(bytearray(pool))
         self._entries = []  # [request id, start, length] of kept RESULTs, oldest first
         self._pool_pos = 0
         self.action = None
@@ -122,7 +142,7 @@ class DeviceLoop:
                 return self._run(m, req_id)
             if t == messages.HELLO:
                 return self._send(
-                    messages.hello(req_id, self.device_id, FW_VERSION, self.hal.board, self.caps)
+                    messages.hello(req_id, self.device_id, FW_VERSION, self.hal.board, self.caps, self.boot)
                 )
             if t == messages.PING:
                 data = m.get("data")
@@ -130,7 +150,7 @@ class DeviceLoop:
                     raise ProtocolError(errors.BAD_FIELD, "ping 'data' must be bin", req_id)
                 if data is not None and len(data) > MAX_PING:
                     raise ProtocolError(errors.OUT_OF_RANGE, "ping data over %d bytes" % MAX_PING, req_id)
-                return self._send(messages.pong(req_id, data))
+                return self._send(messages.pong(req_id, data, self.boot))
             if t == messages.CONFIG:
                 return self._config(m, req_id)
             if t == messages.RESET:
@@ -157,10 +177,10 @@ class DeviceLoop:
             if e[0] == req_id:
                 self.counts["replays"] += 1
                 return self.pool.buf, e[1], e[2]
-        drive, batch, n_drive, rate, oversample, settle, n_out = messages.check_run(m, self.caps, req_id)
+        drive, batch, n_drive, rate, oversample, settle, n_out, width = messages.check_run(m, self.caps, req_id)
         try:
             resp, period_us, overruns = self.runner.run(
-                drive, batch, n_drive, rate, oversample, settle, n_out
+                drive, batch, n_drive, rate, oversample, settle, n_out, width
             )
         except ValueError as e:  # e.g. a drive code above the DAC's range: nothing was played
             raise ProtocolError(errors.OUT_OF_RANGE, str(e), req_id)
@@ -212,11 +232,15 @@ class DeviceLoop:
         return self._send(messages.config(req_id, self._settings()))
 
     def _reset(self, m: dict, req_id: int) -> tuple:
-        if m.get("hard") is True:
+        hard = m.get("hard")
+        if hard is not None and hard is not True and hard is not False:
+            raise ProtocolError(errors.BAD_FIELD, "reset 'hard' must be true or false", req_id)
+        if hard:
             if self.hal.board == "sim":
                 raise ProtocolError(errors.UNSUPPORTED, "the simulator has no hard reset", req_id)
             self.action = ACTION_HARD_RESET
         self._entries = []
+        self._pool_pos = 0  # as after boot: the ring starts again at its beginning
         self.hal.rest_code = self._default_rest
         return self._send(messages.ack(messages.RESET, req_id))
 

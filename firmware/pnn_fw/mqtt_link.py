@@ -7,11 +7,13 @@ import gc
 import sys
 import time
 
+from micropython import const
+
 from pnn_fw.mqtt_client import TOO_LONG, MQTTClient
 from pnn_protocol import errors
 from pnn_protocol.messages import topics
 
-POLL_MS = 1000  # a plain int: as a const() here, the 17 KB MQTT buffer of a TLS start-up found no free block (test_security)
+POLL_MS = const(1000)
 
 
 def _log(msg: str) -> None:
@@ -63,7 +65,27 @@ def _set_clock(host: str) -> bool:
         return False
 
 
-def serve_mqtt(loop, settings: dict, wifi=None) -> str:
+def make_client(settings: dict, max_frame: int) -> MQTTClient:
+    """The MQTT client for `settings` (see serve_mqtt), its frame-sized buffer allocated now.
+
+    Make it before the DeviceLoop: its buffer needs max_frame + 256 contiguous bytes, which a heap
+    already holding the loop's buffers among the compiled modules may no longer have.
+    """
+    tls = tls_context(settings)
+    gc.collect()  # the client's buffer is as big as a frame: give it an unfragmented heap
+    return MQTTClient(
+        settings["id"],
+        settings["host"],
+        settings["port"],
+        settings.get("user"),
+        settings.get("password"),
+        settings.get("keepalive", 30),
+        max_frame,
+        tls,
+    )
+
+
+def serve_mqtt(loop, settings: dict, wifi=None, client=None) -> str:
     """Serve `loop` over MQTT until a REPL or hard-reset request; returns that action.
 
     Args:
@@ -72,21 +94,15 @@ def serve_mqtt(loop, settings: dict, wifi=None) -> str:
             ntp (an NTP server for the board's clock, needed to check certificate dates; pool.ntp.org).
             With passwords, the board's MQTT user name should be its id (hardware/mosquitto/acl).
         wifi: an object with ensure() (pnn_fw.wifi.WiFi) on boards, None on the unix port.
+        client: from make_client(settings, loop.max_frame), made before the loop; None: made here.
     """
     req, resp, status = topics(settings["id"])
     req_b = req.encode()
-    tls = tls_context(settings)
-    gc.collect()  # the client's buffer is as big as a frame: give it an unfragmented heap
-    client = MQTTClient(
-        settings["id"],
-        settings["host"],
-        settings["port"],
-        settings.get("user"),
-        settings.get("password"),
-        settings.get("keepalive", 30),
-        loop.max_frame,
-        tls,
-    )
+    if client is None:
+        client = make_client(settings, loop.max_frame)
+    tls = client.tls
+    # A RUN may outlast the keepalive: the runner calls this between ticks to send PINGREQs (SPEC 5).
+    loop.runner.idle = client.service
     backoff = 0.25
     backoff_max = settings.get("backoff_max", 16)
     clock_set = tls is None or wifi is None  # the unix port has the host's clock

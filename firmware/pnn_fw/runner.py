@@ -10,6 +10,10 @@ written as its rounded mean. After the batch the DAC is left at rest_code.
 
 The per-sample loop is a viper function over preallocated buffers: it allocates nothing (the tests
 measure this under MicroPython), so the garbage collector can never pause it mid-example.
+
+Drive codes come as little-endian uint16 (width 2) or, for DACs of 8 bits or fewer, uint8 (width 1).
+A transport that must keep talking during a long run (MQTT's keepalive) sets `idle` to a function the
+loop calls about IDLE_HZ times a second of sample clock; it must return quickly and allocate nothing.
 """
 
 from array import array
@@ -21,6 +25,7 @@ from micropython import const
 MAX_OVERSAMPLE = const(64)
 MAX_SETTLE = const(65535)
 _SUM_LIMIT = 1 << 30  # a bin's sum must stay a small int on 32-bit boards (and in viper's machine word)
+IDLE_HZ = 8  # calls of `idle` per second of sample clock (MQTT keepalives are >= 1 s)
 
 
 class LayerRunner:
@@ -48,20 +53,23 @@ class LayerRunner:
         # [elapsed_us between first and last tick, overruns, worst lateness in us]
         self._stats = array("i", (0, 0, 0))
         self.max_late_us = 0
+        self.idle = None  # called now and then during a run (see the module docstring)
 
     def run(
-        self, drive, batch: int, n_drive: int, rate: int, oversample: int, settle: int, n_out: int
+        self, drive, batch: int, n_drive: int, rate: int, oversample: int, settle: int, n_out: int, width=2
     ) -> tuple:
         """Play `batch` examples and return their binned responses.
 
         Args:
-            drive: bytes-like, little-endian uint16 DAC codes, batch * n_drive of them, example-major.
+            drive: bytes-like, DAC codes (little-endian uint16, or uint8 when width is 1), batch * n_drive
+                of them, example-major.
             batch: number of examples (1..max_batch).
             n_drive: codes per example (n_out..max_drive).
             rate: sample clock in samples/s (the HAL's min_rate..max_rate).
             oversample: ADC reads averaged per tick (1..MAX_OVERSAMPLE).
             settle: ticks at rest_code before each example, not sampled (0..MAX_SETTLE).
             n_out: output bins per example (1..n_drive, at most max_out).
+            width: bytes per drive code, 2 or 1 (1 only for a DAC of at most 8 bits).
 
         Returns:
             (response, period_us, overruns): response is a memoryview of little-endian uint16 codes,
@@ -78,10 +86,11 @@ class LayerRunner:
         _check("rate", rate, hal.min_rate, hal.max_rate)
         _check("oversample", oversample, 1, MAX_OVERSAMPLE)
         _check("settle", settle, 0, MAX_SETTLE)
+        _check("width", width, 1 if hal.dac_bits <= 8 else 2, 2)
         n_codes = batch * n_drive
-        if len(drive) != 2 * n_codes:
-            raise ValueError("drive holds %d bytes; batch*n_drive*2 = %d" % (len(drive), 2 * n_codes))
-        top = _max_code(drive, n_codes)
+        if len(drive) != width * n_codes:
+            raise ValueError("drive holds %d bytes; batch*n_drive*%d = %d" % (len(drive), width, width * n_codes))
+        top = _max_code(drive, n_codes, width)
         dac_max = (1 << hal.dac_bits) - 1
         if top > dac_max:
             raise ValueError("drive code %d exceeds the %d-bit DAC's %d" % (top, hal.dac_bits, dac_max))
@@ -89,10 +98,12 @@ class LayerRunner:
             hal.set_rate(rate)
         stats = self._stats
         total = batch * (settle + n_drive)
+        idle = self.idle
         _play(
             drive, self._out, stats, hal.dac_write, hal.adc_read,
             batch, n_drive, n_out, settle, oversample, hal.rest_code,
             1 if getattr(hal, "paced", True) else 0, 1_000_000 // rate, 1_000_000 % rate, rate,
+            width, idle, (rate + IDLE_HZ - 1) // IDLE_HZ if idle is not None else 0,
         )  # fmt: skip
         self.max_late_us = stats[2]
         # total + 1 ticks: the last one only reads the final sample and returns the DAC to rest.
@@ -107,13 +118,14 @@ def _check(name: str, v, lo: int, hi: int) -> None:
 
 
 @micropython.viper
-def _max_code(drive, n: int) -> int:
-    """Largest little-endian uint16 among the first n codes (bytes read singly: any alignment)."""
+def _max_code(drive, n: int, width: int) -> int:
+    """Largest of the first n codes: little-endian uint16 (width 2, bytes read singly: any alignment)
+    or uint8 (width 1)."""
     src = ptr8(drive)  # noqa: F821  (viper built-in)
     top = 0
     i = 0
     while i < n:
-        c = src[2 * i] | (src[2 * i + 1] << 8)
+        c = src[i] if width == 1 else src[2 * i] | (src[2 * i + 1] << 8)
         if c > top:
             top = c
         i += 1
@@ -124,9 +136,10 @@ def _max_code(drive, n: int) -> int:
 def _play(
     drive, out, stats, dac_write, adc_read,
     batch: int, n_drive: int, n_out: int, settle: int, oversample: int, rest: int,
-    paced: int, q: int, r: int, rate: int,
+    paced: int, q: int, r: int, rate: int, width: int, idle, idle_every: int,
 ):  # fmt: skip
-    """The tick loop. Deadlines advance by q us plus r/rate us (Bresenham: no drift, no big ints)."""
+    """The tick loop. Deadlines advance by q us plus r/rate us (Bresenham: no drift, no big ints).
+    idle() is called every idle_every ticks, right after a DAC write (0: never)."""
     # ptr8/16/32 are viper built-ins: raw loads and stores into the buffers, no objects made.
     src = ptr8(drive)  # noqa: F821
     dst = ptr16(out)  # noqa: F821  (little-endian on every supported port)
@@ -152,6 +165,7 @@ def _play(
     redge = n_drive // n_out
     acc = 0
     obase = 0
+    idle_left = idle_every
     t = 0
     while t <= total:
         if paced:
@@ -196,14 +210,22 @@ def _play(
         if wj < settle:
             dac_write(rest)
             pending = 0
+        elif width == 1:
+            dac_write(src[woff + wj - settle])
+            pending = 1
         else:
             i = woff + 2 * (wj - settle)
             dac_write(src[i] | (src[i + 1] << 8))
             pending = 1
+        if idle_every:
+            idle_left -= 1
+            if idle_left == 0:
+                idle_left = idle_every
+                idle()
         wj += 1
         if wj == per:
             wj = 0
-            woff += 2 * n_drive
+            woff += width * n_drive
         t += 1
     st[0] = int(ticks_diff(t_last, t_first))
     st[1] = overruns

@@ -79,24 +79,14 @@ def main() -> int:
         board["id"] = opts["id"]
         board.setdefault("mqtt", {})["id"] = opts["id"]
     # Import (compile) the transport before the big buffers exist, and collect the compiler's garbage,
-    # so the buffers come from an unfragmented heap (256 KiB in the tests, as on a board).
+    # so the buffers come from an unfragmented heap (256 KiB in the tests, as on a board); the MQTT
+    # client's frame-sized buffer comes first, while the heap still has room that big in one piece.
+    client = settings = None
     if "serial" in opts:
         from pnn_fw.serial_link import PortClosed, PtyPort, serve
     else:
-        from pnn_fw.mqtt_link import serve_mqtt
-    gc.collect()
-    loop = DeviceLoop(board, make_hal(board), config.device_id(board))
-    if "serial" in opts:
-        port = PtyPort(opts["serial"])
-        print("pnn sim: serving %s on %s" % (loop.device_id, opts["serial"]), file=sys.stderr)
-        try:
-            action = serve(port, loop)
-        except PortClosed:
-            print("pnn sim: serial peer hung up", file=sys.stderr)
-            return 1
-        finally:
-            port.close()
-    else:
+        from pnn_fw.mqtt_link import make_client, serve_mqtt
+
         m = board.get("mqtt") or {}
         settings = {
             "host": opts["host"],
@@ -107,10 +97,24 @@ def main() -> int:
             "keepalive": opts.get("keepalive", m.get("keepalive", 30)),
             "backoff_max": m.get("backoff_max", 2),
         }
+        client = make_client(settings, board["max_frame"])
+    gc.collect()
+    loop = DeviceLoop(board, make_hal(board), config.device_id(board))
+    if settings is None:
+        port = PtyPort(opts["serial"])
+        print("pnn sim: serving %s on %s" % (loop.device_id, opts["serial"]), file=sys.stderr)
+        try:
+            action = serve(port, loop)
+        except PortClosed:
+            print("pnn sim: serial peer hung up", file=sys.stderr)
+            return 1
+        finally:
+            port.close()
+    else:
         print(
             "pnn sim: serving %s via mqtt %s:%d" % (opts["id"], opts["host"], opts["port"]), file=sys.stderr
         )
-        action = serve_mqtt(loop, settings)
+        action = serve_mqtt(loop, settings, None, client)
     return 0 if action == ACTION_REPL else 1
 
 

@@ -3,7 +3,13 @@
 Blocks: a code byte c (1..255) then c-1 data bytes; a block with c < 255 stands for its bytes plus one 0x00,
 except the last block of the frame. Python-level work is per block (per zero byte of the data) and small;
 the bytes themselves move in C-speed slices. Runs unchanged on CPython and MicroPython.
+
+This pure-Python codec is the reference. On CPython, `fast_encode` / `fast_decode` are the C `cobs`
+package's (PyPI "cobs": the same bytes, about 10x faster on drive blobs full of zero bytes) when it is
+installed, these functions otherwise; MicroPython never tries to import it.
 """
+
+import sys
 
 _ZERO = b"\x00"
 _HAS_FIND = hasattr(bytearray, "find")
@@ -172,3 +178,37 @@ def decode(data):
     if res is None:
         raise ValueError("COBS block runs past the end of the frame")
     return bytes(buf[res[0] : res[0] + res[1]])
+
+
+def _c_codec():
+    """The C codec module (cobs.cobs) on CPython when installed, else None (never looked for on MicroPython)."""
+    if sys.implementation.name == "micropython":
+        return None
+    try:
+        from cobs import cobs as c  # PyPI "cobs" (an absolute import: not this module)
+    except ImportError:
+        return None
+    return c
+
+
+C_COBS = _c_codec()
+
+
+def _plain(data):
+    # the C codec refuses memoryviews (it wants a buffer without a format)
+    return data if isinstance(data, (bytes, bytearray)) else bytes(data)
+
+
+def fast_encode(data):
+    """encode(data), by the C codec where there is one."""
+    return C_COBS.encode(_plain(data)) if C_COBS is not None else encode(data)
+
+
+def fast_decode(data):
+    """decode(data), by the C codec where there is one. Raises ValueError as decode() does."""
+    if C_COBS is None:
+        return decode(data)
+    try:
+        return C_COBS.decode(_plain(data))
+    except C_COBS.DecodeError as e:
+        raise ValueError(str(e)) from None

@@ -2,12 +2,13 @@
 
 The leading 0x00 is optional for receivers (empty frames are ignored) but senders write it, so garbage on the
 line before a frame costs one ERROR, never the frame. `max_frame` bounds the bytes between the delimiters.
-Runs unchanged on CPython and MicroPython.
+Runs unchanged on CPython and MicroPython; on CPython the C `cobs` codec does the byte stuffing when it is
+installed (pnn_protocol.cobs.fast_encode), giving the same bytes as the pure-Python reference.
 """
 
 import struct
 
-from .cobs import decode_in_place, encode, encode_into, find0, max_encoded_len
+from .cobs import C_COBS, decode_in_place, encode_into, fast_encode, find0, max_encoded_len
 from .compat import const
 from .crc import crc32
 from .errors import BAD_CRC, BAD_FRAME, TOO_LONG
@@ -44,7 +45,7 @@ def frame_into(payload, n, out, start=0):
 def frame(payload):
     """The wire bytes of one frame carrying `payload` (bytes-like)."""
     body = bytes(payload)
-    return b"\x00" + encode(body + struct.pack("<I", crc32(body))) + b"\x00"
+    return b"\x00" + fast_encode(body + struct.pack("<I", crc32(body))) + b"\x00"
 
 
 class FrameDecoder:
@@ -107,6 +108,8 @@ class FrameDecoder:
             return TOO_LONG
         if raw == 0:
             return None  # empty frame: the optional leading delimiter
+        if C_COBS is not None:
+            return _check_crc_c(self.buf[:raw])  # (the C codec takes no memoryview of a bytearray)
         res = decode_in_place(self.buf, raw)
         if res is None or res[1] < CRC_LEN + 1:
             return BAD_FRAME
@@ -117,3 +120,18 @@ class FrameDecoder:
         if crc32(payload) != got:
             return BAD_CRC
         return payload
+
+
+def _check_crc_c(body):
+    """FrameDecoder's last step through the C codec (CPython): the payload, BAD_FRAME or BAD_CRC."""
+    try:
+        data = C_COBS.decode(body)
+    except C_COBS.DecodeError:
+        return BAD_FRAME
+    n = len(data) - CRC_LEN
+    if n < 1:
+        return BAD_FRAME
+    payload = memoryview(data)[:n]
+    if crc32(payload) != struct.unpack_from("<I", data, n)[0]:
+        return BAD_CRC
+    return payload

@@ -36,6 +36,8 @@ MAX_ID = 0xFFFFFFFF
 RUN_OVERHEAD = const(128)
 # Settable CONFIG keys (v1).
 CONFIG_KEYS = ("rest_code",)
+# Bytes per drive code in a RUN: 2 (uint16 LE, the default) or 1 (uint8, where HELLO caps' "drive_widths" lists it).
+DRIVE_WIDTHS = (1, 2)
 
 
 def topics(device_id, prefix="pnn"):
@@ -60,9 +62,11 @@ def hello_request(req_id):
     return _msg(HELLO, req_id)
 
 
-def hello(req_id, device, fw, board, caps):
-    """The device's HELLO answer. caps: see SPEC.md ("HELLO capabilities")."""
+def hello(req_id, device, fw, board, caps, boot=None):
+    """The device's HELLO answer. caps: see SPEC.md ("HELLO capabilities"); boot: this boot's id (uint32)."""
     m = _msg(HELLO, req_id)
+    if boot is not None:
+        m["boot"] = boot
     m["device"] = device
     m["fw"] = fw
     m["proto"] = VERSION
@@ -71,9 +75,12 @@ def hello(req_id, device, fw, board, caps):
     return m
 
 
-def run(req_id, drive, batch, n_drive, rate, oversample=1, settle=0, n_out=None):
-    """A RUN request. drive: bytes-like of little-endian uint16 codes [batch * n_drive]."""
+def run(req_id, drive, batch, n_drive, rate, oversample=1, settle=0, n_out=None, drive_width=2):
+    """A RUN request. drive: bytes-like of codes [batch * n_drive], little-endian uint16 (drive_width 2)
+    or uint8 (drive_width 1: only for a board whose HELLO caps list it in "drive_widths")."""
     m = _msg(RUN, req_id)
+    if drive_width != 2:  # the default is left out, so a RUN to an older board is byte for byte as before
+        m["drive_width"] = drive_width
     m["drive"] = drive
     m["batch"] = batch
     m["n_drive"] = n_drive
@@ -106,8 +113,12 @@ def ping(req_id, data=None):
     return _echo(PING, req_id, data)
 
 
-def pong(req_id, data=None):
-    return _echo(PONG, req_id, data)
+def pong(req_id, data=None, boot=None):
+    """PONG echoing data; boot: the device's boot id (as in its HELLO), so a heartbeat sees a reboot."""
+    m = _echo(PONG, req_id, data)
+    if boot is not None:
+        m["boot"] = boot
+    return m
 
 
 def config_request(req_id, settings=None):
@@ -154,8 +165,13 @@ def _is_int(x):
 
 
 def get_int(m, key, lo, hi, req_id=None, default=None):
-    """m[key] as an int in [lo, hi]; raises BAD_FIELD (missing / not an int) or OUT_OF_RANGE."""
-    v = m.get(key, default)
+    """m[key] as an int in [lo, hi]; raises BAD_FIELD (missing / not an int) or OUT_OF_RANGE.
+
+    A nil value counts as absent (SPEC section 3): the default, or BAD_FIELD for a required field.
+    """
+    v = m.get(key)
+    if v is None:
+        v = default
     if v is None or not _is_int(v):
         raise ProtocolError(BAD_FIELD, "field %r must be an integer" % key, req_id)
     if v < lo or v > hi:
@@ -206,7 +222,8 @@ def check_request(m):
 def check_run(m, caps, req_id=None):
     """Validate a RUN against the device limits (HELLO caps), before anything is allocated.
 
-    Returns (drive, batch, n_drive, rate, oversample, settle, n_out).
+    Each field is checked whole (type, then range) before the next, in SPEC's order.
+    Returns (drive, batch, n_drive, rate, oversample, settle, n_out, drive_width).
     """
     batch = get_int(m, "batch", 1, caps["max_batch"], req_id)
     n_drive = get_int(m, "n_drive", 1, caps["max_drive"], req_id)
@@ -214,10 +231,16 @@ def check_run(m, caps, req_id=None):
     rate = get_int(m, "rate", caps["min_rate"], caps["max_rate"], req_id)
     oversample = get_int(m, "oversample", 1, caps["max_oversample"], req_id, 1)
     settle = get_int(m, "settle", 0, caps["max_settle"], req_id, 0)
+    width = get_int(m, "drive_width", 1, 2, req_id, 2)
+    widths = caps.get("drive_widths") or (2,)  # a board that does not say takes uint16 only
+    if width not in widths:
+        raise ProtocolError(OUT_OF_RANGE, "drive_width=%d; this board takes %r" % (width, list(widths)), req_id)
     drive = get_bin(m, "drive", req_id)
-    if len(drive) != 2 * batch * n_drive:
+    if len(drive) != width * batch * n_drive:
         raise ProtocolError(
-            BAD_FIELD, "drive is %d bytes, batch*n_drive*2 = %d" % (len(drive), 2 * batch * n_drive), req_id
+            BAD_FIELD,
+            "drive is %d bytes, batch*n_drive*drive_width = %d" % (len(drive), width * batch * n_drive),
+            req_id,
         )
     if batch * n_out > caps["max_codes"]:
         raise ProtocolError(
@@ -225,7 +248,7 @@ def check_run(m, caps, req_id=None):
             "RESULT of %d codes would exceed max_frame (max %d)" % (batch * n_out, caps["max_codes"]),
             req_id,
         )
-    return drive, batch, n_drive, rate, oversample, settle, n_out
+    return drive, batch, n_drive, rate, oversample, settle, n_out, width
 
 
 def check_response(m):

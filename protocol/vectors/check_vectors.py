@@ -2,6 +2,8 @@
 
 Usage: python|micropython protocol/vectors/check_vectors.py
 Prints one line per failure and "vectors ok N" at the end; exit status 1 on any failure.
+The "device" section (how the firmware answers requests) is checked against the firmware itself by
+tests/test_firmware_spec.py.
 """
 
 # ruff: noqa: UP031
@@ -94,6 +96,11 @@ def main():
             code = e.code
         if code is None or errors.name(code) != v["error"]:
             fails.append("%s: got %r, want %s" % (v["name"], code, v["error"]))
+    for v in vec["noncanonical"]:  # accepted, and decoded as the canonical message
+        n += 1
+        payload = bytes.fromhex(v["payload_hex"])
+        if to_json(unpackb(payload)) != v["message"] or packb(unpackb(payload)) == payload:
+            fails.append("%s: decoded as %r" % (v["name"], unpackb(payload)))
     for f in fails:
         print("FAIL", f)
     print("vectors ok %d" % (n - len(fails)) if not fails else "vectors failed %d of %d" % (len(fails), n))

@@ -279,7 +279,8 @@ class AsyncDevice:
         ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
         async with self._slots:
             rid = self._next_id()
-            msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out)
+            msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
+                               self.cal.drive_width)
             self._pending[rid] = asyncio.get_running_loop().create_future()
             self._ticks_in_flight += ticks
             try:

@@ -42,6 +42,13 @@ class Capabilities:
     max_settle: int
     max_frame: int
     cache: int = 0
+    boot: int | None = None  # this boot's id (HELLO "boot"); None from firmware that predates it
+    drive_widths: tuple[int, ...] = (2,)  # bytes per drive code the board takes (caps "drive_widths")
+
+    @property
+    def drive_width(self) -> int:
+        """Bytes per drive code to send: 1 (uint8) where the board offers it and its DAC fits, else 2."""
+        return 1 if 1 in self.drive_widths and self.dac_bits <= 8 else 2
 
     @classmethod
     def from_hello(cls, hello: dict[str, Any]) -> Capabilities:
@@ -53,8 +60,11 @@ class Capabilities:
             raise CapabilityError(f"HELLO caps lack integer field(s) {', '.join(missing)}; is the firmware protocol v1?")
         if hello.get("proto") != messages.VERSION:
             raise ProtocolVersionError(f"device speaks protocol {hello.get('proto')!r}, this host speaks {messages.VERSION}")
+        widths = caps.get("drive_widths")
+        widths = tuple(w for w in widths if w in messages.DRIVE_WIDTHS) if isinstance(widths, list) else ()
         return cls(str(hello.get("device", "")), str(hello.get("fw", "")), int(hello["proto"]),
-                   str(hello.get("board", "")), *(int(caps[k]) for k in _CAPS), cache=int(caps.get("cache", 0)))
+                   str(hello.get("board", "")), *(int(caps[k]) for k in _CAPS), cache=int(caps.get("cache", 0)),
+                   boot=boot_id(hello), drive_widths=widths or (2,))
 
     def check(self, url: DeviceURL) -> None:
         """Raise CapabilityError (saying what to change) if the board cannot serve `url`'s settings."""
@@ -80,8 +90,19 @@ class Capabilities:
             raise CapabilityError(f"{url.id} ({self.board} board {self.device!r}) cannot do this: {'; '.join(problems)}")
 
     def chunk_limit(self, n_drive: int, n_out: int) -> int:
-        """Most examples one RUN may carry: max_batch, and the frame limit in both directions."""
-        return min(self.max_batch, self.max_codes // max(n_drive, n_out, 1))
+        """Most examples one RUN may carry: max_batch, and the frame limit in both directions (max_codes
+        counts uint16 codes: a uint8 drive fits twice as many)."""
+        drive_room = 2 * self.max_codes // (self.drive_width * max(n_drive, 1))
+        return min(self.max_batch, drive_room, self.max_codes // max(n_out, 1))
+
+
+def boot_id(msg: dict[str, Any]) -> int | None:
+    """The boot id a HELLO or PONG carries (SPEC section 3), or None when it has none (older firmware).
+
+    A change between two answers means the board rebooted, losing its CONFIG settings and RESULT cache.
+    """
+    boot = msg.get("boot")
+    return boot if isinstance(boot, int) and not isinstance(boot, bool) and 0 <= boot <= messages.MAX_ID else None
 
 
 class Calibration:
@@ -91,10 +112,16 @@ class Calibration:
         dac_bits, adc_bits: converter depths (from HELLO).
         dac_lo, dac_hi: DAC codes for drive 0.0 and 1.0 (None: 0 and the top code).
         adc_lo, adc_hi: ADC codes that read as response 0.0 and 1.0 (None: 0 and the top code).
+        drive_width: bytes per drive code on the wire, 2 (uint16) or 1 (uint8: only for a DAC of <= 8 bits
+            on a board that offers it, see Capabilities.drive_width).
     """
 
     def __init__(self, dac_bits: int, adc_bits: int, dac_lo: int | None = None, dac_hi: int | None = None,
-                 adc_lo: int | None = None, adc_hi: int | None = None) -> None:
+                 adc_lo: int | None = None, adc_hi: int | None = None, drive_width: int = 2) -> None:
+        if drive_width not in messages.DRIVE_WIDTHS or (drive_width == 1 and dac_bits > 8):
+            raise CapabilityError(f"drive_width={drive_width} cannot carry {dac_bits}-bit DAC codes")
+        self.drive_width = drive_width
+        self._dtype = "u1" if drive_width == 1 else "<u2"
         self.dac_top, self.adc_top = 2**dac_bits - 1, 2**adc_bits - 1
         self.dac_lo = 0 if dac_lo is None else dac_lo
         self.dac_hi = self.dac_top if dac_hi is None else dac_hi
@@ -106,12 +133,14 @@ class Calibration:
     @classmethod
     def for_device(cls, caps: Capabilities, url: DeviceURL) -> Calibration:
         p = url.params
-        return cls(caps.dac_bits, caps.adc_bits, p.get("dac_lo"), p.get("dac_hi"), p.get("adc_lo"), p.get("adc_hi"))
+        return cls(caps.dac_bits, caps.adc_bits, p.get("dac_lo"), p.get("dac_hi"), p.get("adc_lo"), p.get("adc_hi"),
+                   caps.drive_width)
 
     def encode(self, drive: np.ndarray) -> np.ndarray:
-        """float drive [B, n] (clipped to [0, 1]) -> uint16 DAC codes, rounded to the nearest code."""
+        """float drive [B, n] (clipped to [0, 1]) -> DAC codes, rounded to the nearest code, in the wire's
+        dtype: uint16 little-endian, or uint8 when drive_width is 1 (its .tobytes() is RUN's drive)."""
         codes = self.dac_lo + np.clip(drive, 0.0, 1.0) * (self.dac_hi - self.dac_lo)
-        return np.clip(np.rint(codes), 0, self.dac_top).astype("<u2")
+        return np.clip(np.rint(codes), 0, self.dac_top).astype(self._dtype)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """uint16 ADC codes -> float32 responses (full-scale fractions after calibration)."""

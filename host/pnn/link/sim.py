@@ -119,7 +119,7 @@ class InProcessBoard:
     async def _run(self, msg: dict[str, Any], rid: int, arrived: float) -> dict[str, Any]:
         if rid in self._cache:
             return self._cache[rid]  # a retry: answer again, never run again
-        drive, batch, n_drive, rate, oversample, settle, n_out = messages.check_run(msg, self.caps, rid)
+        drive, batch, n_drive, rate, oversample, settle, n_out, _ = messages.check_run(msg, self.caps, rid)
         if n_drive != self.physics.n_in:
             raise ProtocolError(errors.OUT_OF_RANGE, f"this board plays n_drive={self.physics.n_in} only", rid)
         started = time.monotonic()

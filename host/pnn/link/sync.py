@@ -186,10 +186,11 @@ class SyncClient:
         return _raise_if_error(self.request(messages.ping(self.new_id(), data)))
 
     def run(self, drive: bytes, batch: int, n_drive: int, rate: int, oversample: int = 1, settle: int = 0,
-            n_out: int | None = None, req_id: int | None = None) -> dict[str, Any]:  # fmt: skip
-        """RUN -> RESULT (drive: little-endian uint16 codes). Raises ProtocolError for an ERROR reply."""
+            n_out: int | None = None, req_id: int | None = None, drive_width: int = 2) -> dict[str, Any]:  # fmt: skip
+        """RUN -> RESULT (drive: little-endian uint16 codes, or uint8 with drive_width=1 where the board's
+        caps offer it). Raises ProtocolError for an ERROR reply."""
         rid = self.new_id() if req_id is None else req_id
-        msg = messages.run(rid, drive, batch, n_drive, rate, oversample, settle, n_out)
+        msg = messages.run(rid, drive, batch, n_drive, rate, oversample, settle, n_out, drive_width)
         timeout = self.timeout + batch * (settle + n_drive) * oversample / rate
         return _raise_if_error(self.request(msg, timeout))
 
