@@ -17,11 +17,16 @@ import torch
 from torch import nn
 
 from .data import Task
+from .link.errors import UserError
 from .pat import PhysicalLayer, TwinSpec
 from .system import PhysicalSystem
 
 Trainer = Literal["digital", "in-silico", "pat"]
 TRAINERS: tuple[Trainer, ...] = ("digital", "in-silico", "pat")
+
+
+class WidthError(UserError, ValueError):
+    """The task's inputs cannot fill the system's drive (its n_in); the message says how to mend it."""
 
 
 @dataclass
@@ -52,7 +57,7 @@ def _fit_width(h: torch.Tensor, width: int) -> torch.Tensor:
     """Hold each value for width / n ticks (a DAC holding a pixel), so n features drive `width` samples."""
     n = h.shape[1]
     if width % n:
-        raise ValueError(f"an input of {n} values cannot fill a drive of {width} samples; use a multiple of {n}")
+        raise WidthError(f"an input of {n} values cannot fill a drive of {width} samples; use a multiple of {n}")
     return h.repeat_interleave(width // n, dim=1)
 
 
@@ -78,7 +83,7 @@ class ConcatEncoder(nn.Module):
     def __init__(self, n_data: int, n_in: int, gen: torch.Generator) -> None:
         super().__init__()
         if n_in <= n_data:
-            raise ValueError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
+            raise WidthError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
         self.a = nn.Parameter(0.2 + 0.02 * torch.randn(n_data, generator=gen))
         self.b = nn.Parameter(0.7 + 0.02 * torch.randn(n_data, generator=gen))
         self.theta = nn.Parameter(0.5 + 0.2 * torch.rand(n_in - n_data, generator=gen))
