@@ -6,6 +6,11 @@ Run: python bench/link.py [--requests 400] [--seconds 2]
     trivial byte-echo peer in another process, next to the raw library moving the same 512 drive bytes
     through the same peer: pyserial on the same pty, aiomqtt through the same mosquitto. The ratio
     ours / raw of request throughput (one request in flight) is the overhead figure; goal >= 0.9.
+(c) The paths training uses, batch 1 on a pty: host CPU per request (this process, every thread) of the
+    raw os.write/os.read floor (512 bytes to an echo peer and back), the tool client (SyncClient), the
+    asyncio client (AsyncDevice.run_chunk), the Device facade and a one-board DevicePool, the last four
+    against the firmware (unpaced) through a relay in another process. Goals: Device <= 60 us,
+    tool client >= 0.65 of raw (by requests/s).
 (b) End to end through the firmware under MicroPython (sim board, unix port): samples/s and round-trip
     latency for batch 1 and batch 16, the sim unpaced (protocol cost only) and paced at 20 kS/s (a real
     board's sample clock). Each round trip is split into host (this process's CPU time), firmware (the
@@ -237,6 +242,107 @@ async def _aiomqtt_raw(port: int, requests: int, seconds: float) -> dict:
             "latency_ms_p90": lat[int(0.9 * (n - 1))] * 1e3, "host_ms": cpu / n * 1e3, "firmware_ms": 0.0}  # fmt: skip
 
 
+RELAY = """
+import os, select, sys
+a, b = int(sys.argv[1]), int(sys.argv[2])
+peer = {a: b, b: a}
+while True:
+    for fd in select.select([a, b], [], [])[0]:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: that side is closed right now
+            import time; time.sleep(0.01); continue
+        while data:
+            data = data[os.write(peer[fd], data):]
+"""
+
+
+def _pty_pair() -> tuple[int, str]:
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    return master, path, slave
+
+
+def bench_paths(requests: int, seconds: float) -> dict:
+    """(c): host CPU per request on each path, batch 1, one request in flight."""
+    import numpy as np
+    import torch
+
+    from pnn.devices import DevicePool, connect
+
+    res: dict[str, dict] = {}
+    # the floor: raw os calls against an echo peer in another process
+    master, _path, slave = _pty_pair()
+    os.close(slave)
+    peer = subprocess.Popen([sys.executable, "-c", SERIAL_ECHO, str(master)], pass_fds=[master])
+    fd = os.open(_path, os.O_RDWR | os.O_NOCTTY)
+    tty.setraw(fd)
+    raw = bytes(DRIVE)
+
+    def raw_step(_i: int) -> None:
+        os.write(fd, raw)
+        got = 0
+        while got < len(raw):
+            got += len(os.read(fd, 65536))
+
+    res["raw os.read/os.write"] = best_of_rounds({"raw": raw_step}, requests, seconds)["raw"]
+    os.close(fd)
+    peer.kill()
+    peer.wait()
+    os.close(master)
+    # the firmware behind a relay process: the host opens one pty, the firmware the other
+    board = json.loads((ROOT / "firmware" / "boards" / "sim.json").read_text())
+    board["paced"] = False
+    tmp = Path(tempfile.mkdtemp(prefix="pnn-bench-"))
+    (tmp / "board.json").write_text(json.dumps(board))
+    fw_master, fw_path, fw_slave = _pty_pair()
+    host_master, host_path, host_slave = _pty_pair()
+    relay = subprocess.Popen([sys.executable, "-c", RELAY, str(fw_master), str(host_master)],
+                             pass_fds=[fw_master, host_master])  # fmt: skip
+    fw = start_firmware(["--serial", fw_path], tmp / "board.json")
+    try:
+        drive = torch.from_numpy(np.frombuffer(DRIVE, "<u2").astype(np.float32)[None, :] / 255.0)
+        url = f"serial://{host_path}?n_in={N}&n_out={N}&rate={RATE}&settle=0&window=1&heartbeat=0"
+        port = os.open(host_path, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(port)
+        client = SyncClient(StreamLink(port), timeout=5.0)
+        client.hello()
+        codes = bytes(DRIVE)
+        res["tool client (SyncClient)"] = best_of_rounds(
+            {"c": lambda _i: None if client.run(codes, 1, N, RATE, n_out=N) is None else None}, requests, seconds)["c"]
+        os.close(port)
+        dev = connect(url)
+        try:
+            from pnn.link import loop as _loop
+
+            async def aio_steps(n: int) -> None:
+                for _ in range(n):
+                    await dev.aio.run_chunk(drive.numpy())
+
+            res["AsyncDevice.run_chunk"] = best_of_rounds(
+                {"a": lambda _i: _loop.run(aio_steps(1))}, requests, seconds)["a"]
+            res["Device (facade)"] = best_of_rounds({"d": lambda _i: None if dev(drive) is None else None}, requests, seconds)["d"]
+        finally:
+            dev.close()
+        with DevicePool([url]) as pool:
+            res["DevicePool (1 board)"] = best_of_rounds({"p": lambda _i: None if pool(drive) is None else None}, requests, seconds)["p"]
+    finally:
+        fw.kill()
+        fw.wait()
+        relay.kill()
+        relay.wait()
+        for f in (fw_master, fw_slave, host_master, host_slave):
+            os.close(f)
+        shutil.rmtree(tmp, ignore_errors=True)
+    floor = res["raw os.read/os.write"]
+    for r in res.values():
+        r["cpu_us"] = r["host_ms"] * 1e3
+        r["ratio_of_raw"] = r["req_per_s"] / floor["req_per_s"]
+    return res
+
+
 def start_firmware(args: list[str], board: Path) -> subprocess.Popen:
     exe = shutil.which("micropython")
     if not exe:
@@ -312,7 +418,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=400, help="requests per overhead measurement")
     ap.add_argument("--seconds", type=float, default=3.0, help="time cap per measurement")
+    ap.add_argument("--paths-only", action="store_true", help="only (c), the paths training uses")
     args = ap.parse_args()
+    paths = bench_paths(args.requests, args.seconds)
+    print(f"(c) host CPU per request on the paths training uses: batch 1, {N}-sample drives, pty, one in flight")
+    print(f"{'path':28} {'req/s':>8} {'x raw':>6} {'host CPU us':>12} {'rtt ms':>7}  goal")
+    goals = {"Device (facade)": lambda r: f"<= 60 us: {'ok' if r['cpu_us'] <= 60 else 'MISSED'}",
+             "tool client (SyncClient)": lambda r: f">= 0.65 x raw: {'ok' if r['ratio_of_raw'] >= 0.65 else 'MISSED'}"}
+    for name, r in paths.items():
+        goal = goals[name](r) if name in goals else ""
+        print(f"{name:28} {r['req_per_s']:8.0f} {r['ratio_of_raw']:6.2f} {r['cpu_us']:12.0f} "
+              f"{r['latency_ms_median']:7.3f}  {goal}")  # fmt: skip
+    print()
+    if args.paths_only:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps({"samples_per_drive": N, "paths": paths}, indent=1) + "\n")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+        return
     broker = Mosquitto()
     try:
         overhead = {"serial": bench_serial_overhead(args.requests, args.seconds),
@@ -351,7 +473,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "samples_per_drive": N, "rate": RATE, "python": platform.python_version(), "machine": platform.machine(),
-        "cpus": os.cpu_count(), "overhead": overhead, "end_to_end": e2e,
+        "cpus": os.cpu_count(), "overhead": overhead, "end_to_end": e2e, "paths": paths,
     }, indent=1) + "\n")  # fmt: skip
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
 

@@ -1,95 +1,283 @@
-"""PAT vs in-silico vs digital on the three simulated systems; prints a table, writes bench/results/pat.json.
+"""What PAT buys you: digital / linear / in-silico / PAT on the simulated systems, mean +- std over seeds.
 
-    python bench/pat.py [--quick] [--vowels PATH] [--only electronic,mechanical,optical]
+    python bench/pat.py [--quick] [--seeds 3] [--only optical-fashion,...] [--vowels PATH]
 
-Each system runs with realistic non-idealities (8-bit DAC, 12-bit ADC, 2% readout noise, 1% gain jitter, drift,
-unit-to-unit variation) and a twin fit on a modest number of measurements, as a hobbyist would have: that is
-where the paper says PAT earns its keep, with 3 physical layers.
+Every row runs on a simulated system with its realistic non-idealities (8-bit DAC, 12-bit ADC, 2% readout
+noise, 1% gain jitter, drift, unit-to-unit variation: seed s is board s), on a fixed subset of its task (the
+same split for every trainer and seed). Columns:
+
+- digital: the same net with trainable Linear+tanh layers in the physical slots; linear: the physics removed
+  (identity, bin-averaged to n_out), the same digital parameters; lift = PAT - linear.
+- twin: pnn's twin is fitted on half uniform drives, half pairs measured where training drives the system
+  (`nets.training_pairs`); the reference recipe's twin on as many uniform drives. cos: mean cosine between
+  the twin's vjp and the exact model's (`system.ideal`) for random cotangents, at the drives the trained PAT
+  net feeds each layer (test images), over the drive entries the encoder's clip lets gradient through.
+- PAT(ref twin): PAT with the reference recipe's twin: accuracy per physical sample (same twin data size).
+- overhead: PAT step time outside the physical forward, as % of the physical time, for pnn's PhysicalLayer
+  and for a minimal `make_pat_func` (the authors' recipe, written out below), same net and batches.
+Writes bench/results/pat.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import statistics
 import sys
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
 from rich.console import Console
+from rich.table import Table
 
-from pnn import experiment
+from pnn import physics
+from pnn.data import Task, load_task
+from pnn.nets import TrainConfig, build, training_pairs
+from pnn.pat import PhysicalLayer
+from pnn.train import train
+from pnn.twin import collect, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 VOWELS = ROOT.parent / "shared" / "data" / "vowels_hillenbrand_subset.csv"
-TARGETS = {"electronic": 0.93, "electronic-temporal": 0.93, "mechanical": 0.87, "optical": 0.93, "optical-2": 0.93}  # the paper's PAT accuracies
+KINDS = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}
+FASHION = ("fashion-mnist", None, 2000, 2000)  # task, data, train subset, test subset
+
+ROWS: dict[str, dict] = {
+    "electronic-fashion": {
+        "task": FASHION, "system": ("electronic", {"n_in": 32, "n_out": 32}),
+        "twin": {"samples": 1500, "epochs": 30, "kind": "temporal", "kernel": 16},
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=5, batch_size=64, lr=0.01),
+    },
+    "optical-fashion": {
+        "task": FASHION, "system": ("optical", {"n_in": 32, "n_out": 32}),
+        "twin": {"samples": 2000, "epochs": 40, "hidden": [256, 256]},
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=8, batch_size=64, lr=0.01),
+        "reference_twin": True,
+    },
+    "optical-vowels-2": {
+        "task": ("vowels", "VOWELS", 0, 0), "system": ("optical", {"n_in": 24, "n_out": 12}),
+        "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
+        "train": TrainConfig(depth=2, encoder="concat", norm="batch", epochs=40, batch_size=16),
+        "reference_twin": True,
+    },
+    "mechanical-digits": {
+        "task": ("digits", None, 0, 0),
+        "system": ("mechanical", {"n_in": 64, "n_out": 64, "noise": {"drift": 0.001}}),
+        "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
+        "train": TrainConfig(depth=2, norm="batch", epochs=10),
+    },
+    "electronic-digits": {
+        "task": ("digits", None, 0, 0), "system": ("electronic", {"n_in": 64, "n_out": 64}),
+        "twin": {"samples": 2000, "epochs": 100, "hidden": [256, 256]},
+        "train": TrainConfig(depth=3, epochs=25, batch_size=64),
+    },
+}
+TARGETS = {"lift": 0.03, "optical-vowels-2": 0.93, "mechanical-digits": 0.87, "pat-silico": 0.15}
 
 
-def configs(vowels: Path, quick: bool) -> dict[str, dict]:
-    mlp_twin = {"samples": 2000, "epochs": 100, "kind": "mlp"}  # the paper's kind of twin, on a modest budget
-    electronic = {"kind": "electronic", "n_in": 64, "n_out": 64, "seed": 1}  # one board, two kinds of twin
-    raw = {
-        "electronic": {
-            "experiment": {"name": "electronic-digits"},
-            "system": electronic,
-            "twin": mlp_twin,
-            "train": {"depth": 3, "epochs": 25, "batch_size": 64},
-        },
-        "electronic-temporal": {
-            # Same board, with a twin built for time-domain layers (causal convolutions): a better twin.
-            "experiment": {"name": "electronic-digits (temporal twin)"},
-            "system": electronic,
-            "twin": {"samples": 2000, "epochs": 40, "kind": "temporal", "kernel": 16},
-            "train": {"depth": 3, "epochs": 25, "batch_size": 64},
-        },
-        "mechanical": {
-            "experiment": {"name": "mechanical-digits"},
-            # Mode frequencies drift 0.1% per 1,000 examples (a few kelvin for an aluminium plate);
-            # the default 1% would be a 100 K swing for this high-Q plate.
-            "system": {"kind": "mechanical", "n_in": 64, "n_out": 64, "seed": 1, "noise": {"drift": 0.001}},
-            "twin": mlp_twin,
-            "train": {"depth": 3, "epochs": 30},
-        },
-        "optical": {
-            "experiment": {"name": "optical-vowels"},
-            "task": {"name": "vowels", "data": str(vowels)},
-            "system": {"kind": "optical", "n_in": 24, "n_out": 12, "seed": 1},
-            "twin": mlp_twin,
-            "train": {"depth": 1, "epochs": 60, "encoder": "concat", "batch_size": 16},
-        },
-        "optical-2": {
-            # Two SHG layers: the fourth-power response leaves layer 2 little signal over the noise.
-            "experiment": {"name": "optical-vowels (2 layers)"},
-            "task": {"name": "vowels", "data": str(vowels)},
-            "system": {"kind": "optical", "n_in": 24, "n_out": 12, "seed": 1},
-            "twin": mlp_twin,
-            "train": {"depth": 2, "epochs": 60, "encoder": "concat", "batch_size": 16},
-        },
-    }
+def make_pat_func(f_true, f_twin):
+    """The authors' recipe, minimal: forward the true system, backward the twin's vjp (one twin)."""
+
+    class _Pat(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            with torch.no_grad():
+                return f_true(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)
+                return torch.autograd.grad(f_twin(x), x, grad)[0]
+
+    return _Pat.apply
+
+
+class Timed:
+    """A system that adds up the seconds spent inside it."""
+
+    def __init__(self, system) -> None:
+        self.system, self.n_in, self.n_out, self.seconds = system, system.n_in, system.n_out, 0.0
+
+    def __call__(self, drive: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        out = self.system(drive)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def overhead(task: Task, system, twin, cfg: TrainConfig, steps: int) -> dict[str, float]:
+    """Median over steps of (step time - physics time) / physics time, pnn's layer vs make_pat_func, interleaved."""
+    net, _, _ = build("pat", task, system, twin, cfg)
+    timed = Timed(system)
+    ref = make_pat_func(lambda x: timed(x).to(x.dtype), twin)
+    bodies = {"pnn": [PhysicalLayer(timed, twin)] * cfg.depth, "ref": [ref] * cfg.depth}
+    ratios: dict[str, list[float]] = {k: [] for k in bodies}
+    extra: dict[str, list[float]] = {k: [] for k in bodies}
+    gen = torch.Generator().manual_seed(0)
+    for step in range(2 * steps + 2):
+        name = "pnn" if step % 2 == 0 else "ref"
+        idx = torch.randint(len(task.x_train), (cfg.batch_size,), generator=gen)
+        timed.seconds = 0.0
+        start = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(net.use(bodies[name])(task.x_train[idx]), task.y_train[idx])
+        net.zero_grad()
+        loss.backward()
+        total = time.perf_counter() - start
+        if step >= 2:  # the first of each warms up
+            ratios[name].append((total - timed.seconds) / timed.seconds)
+            extra[name].append((total - timed.seconds) / cfg.depth)
+    return {f"{k}_percent": 100 * statistics.median(v) for k, v in ratios.items()} | {
+        f"{k}_ms_per_layer": 1e3 * statistics.median(v) for k, v in extra.items()}
+
+
+def grad_cosine(twin, system, drives: torch.Tensor) -> float:
+    """Mean per-sample cosine of the twin's vjp and the exact model's, for random cotangents."""
+    x = drives.detach().double().requires_grad_(True)
+    v = torch.randn(len(x), system.n_out, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    (exact,) = torch.autograd.grad(system.ideal(x), x, v)
+    xt = drives.detach().float().requires_grad_(True)
+    (approx,) = torch.autograd.grad(twin(xt), xt, v.float())
+    live = ((drives > 0) & (drives < 1)).double()  # the encoder's clip stops gradient elsewhere
+    exact, approx = exact * live, approx.double() * live
+    return float(torch.nn.functional.cosine_similarity(exact, approx, dim=1).mean())
+
+
+def load(row: dict, vowels: Path) -> Task:
+    name, data, n_train, n_test = row["task"]
+    task = load_task(name, str(vowels) if data == "VOWELS" else data)
+    if n_train:
+        task = Task(task.name, task.x_train[:n_train], task.y_train[:n_train], task.x_test[:n_test],
+                    task.y_test[:n_test], task.classes)
+    return task
+
+
+def run_seed(name: str, row: dict, task: Task, seed: int, quick: bool, overhead_steps: int,
+             trainers: tuple[str, ...] = ("digital", "linear", "in-silico", "pat")) -> dict:
+    kind, options = row["system"]
+    options = dict(options)
+    noise = physics.Noise(**options.pop("noise", {}))
+    system = KINDS[kind](seed=seed + 1, noise=noise, **options)
+    twin_opts = dict(row["twin"])
+    n = twin_opts.pop("samples")
+    cfg = replace(row["train"], seed=seed)
     if quick:
-        for r in raw.values():
-            r["twin"] = {**r["twin"], "samples": 500, "epochs": 20}
-            r["train"]["epochs"] = 2
-    return {k: experiment.resolve(v) for k, v in raw.items()}
+        n, twin_opts["epochs"], cfg = 300, 5, replace(cfg, epochs=1)
+    started = time.perf_counter()
+    uniform_d, uniform_r = collect(system, n, seed=seed, show_progress=False)
+    stats = (uniform_r.mean(0), uniform_r.std(0).clamp_min(1e-6))
+    train_d, train_r = training_pairs(task, system, cfg, n - n // 2, seed=seed, stats=stats)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # holdout mixes both kinds
+    mixed_d = torch.cat([uniform_d[: n // 2], train_d])[order]
+    mixed_r = torch.cat([uniform_r[: n // 2], train_r])[order]
+    twin = fit(mixed_d, mixed_r, seed=seed, show_progress=False, **twin_opts)
+    reference = fit(uniform_d, uniform_r, seed=seed, show_progress=False, **twin_opts)
+    out: dict = {"seed": seed, "twin_nrmse": twin.nrmse, "reference_twin_nrmse": reference.nrmse,
+                 "twin_seconds": time.perf_counter() - started, "accuracy": {}, "seconds": {}}
+    for trainer in trainers:
+        result = train(trainer, task, system, twin, cfg, show_progress=False)
+        out["accuracy"][trainer], out["seconds"][trainer] = result.test_accuracy, result.seconds
+        if trainer == "pat":
+            net = result.net
+    if row.get("reference_twin") and "pat" in trainers:
+        result = train("pat", task, system, reference, cfg, show_progress=False)
+        out["accuracy"]["pat-ref-twin"], out["seconds"]["pat-ref-twin"] = result.test_accuracy, result.seconds
+    drives = torch.cat([d for d, _ in net.drives(task.x_test[:256])])  # what the trained net feeds each layer
+    out["cos"] = {"pnn_at_training": grad_cosine(twin, system, drives),
+                  "reference_at_training": grad_cosine(reference, system, drives),
+                  "reference_at_uniform": grad_cosine(reference, system, uniform_d[-256:])}
+    if overhead_steps:
+        out["overhead"] = overhead(task, system, twin, cfg, overhead_steps)
+    out["total_seconds"] = time.perf_counter() - started
+    return out
+
+
+def _ms(values: list[float], scale: float = 100.0, sign: bool = False, digits: int = 1) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "-"
+    mean = statistics.mean(values) * scale
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{mean:+.{digits}f}+-{std:.{digits}f}" if sign else f"{mean:.{digits}f}+-{std:.{digits}f}"
+
+
+def summarise(name: str, row: dict, seeds: list[dict]) -> dict:
+    acc = {t: [s["accuracy"][t] for s in seeds] for t in seeds[0]["accuracy"]}
+    summary = {
+        "name": name, "task": row["task"][0], "system": row["system"][0], "config": asdict(row["train"]),
+        "seeds": seeds, "mean": {t: statistics.mean(v) for t, v in acc.items()},
+        "lift": [s["accuracy"]["pat"] - s["accuracy"]["linear"] for s in seeds],
+        "pat_minus_silico": [s["accuracy"]["pat"] - s["accuracy"]["in-silico"] for s in seeds],
+    }
+    summary["mean_lift"] = statistics.mean(summary["lift"])
+    return summary
+
+
+def table(summaries: list[dict]) -> Table:
+    t = Table(title="bench/pat.py: test accuracy on the simulated system, mean +- std over seeds (%)")
+    columns = ("row", "L", "seeds", "twin NRMSE", "cos ref@train", "cos pnn@train", "digital", "linear", "in-silico",
+               "PAT", "lift", "PAT-silico", "PAT ref twin", "overhead pnn/ref %", "min")
+    for c in columns:
+        t.add_column(c, justify="left" if c == "row" else "right", no_wrap=True)
+    for s in summaries:
+        seeds = s["seeds"]
+        acc = {k: [x["accuracy"].get(k, math.nan) for x in seeds] for k in ("digital", "linear", "in-silico", "pat",
+                                                                            "pat-ref-twin")}
+        over = [x["overhead"] for x in seeds if "overhead" in x]
+        overhead_cell = "-" if not over else f"{over[0]['pnn_percent']:.1f} / {over[0]['ref_percent']:.1f}"
+        t.add_row(s["name"], str(s["config"]["depth"]), str(len(seeds)), _ms([x["twin_nrmse"] for x in seeds], 1, digits=3),
+                  _ms([x["cos"]["reference_at_training"] for x in seeds], 1, digits=2),
+                  _ms([x["cos"]["pnn_at_training"] for x in seeds], 1, digits=2), _ms(acc["digital"]), _ms(acc["linear"]),
+                  _ms(acc["in-silico"]), _ms(acc["pat"]), _ms(s["lift"], sign=True),
+                  _ms(s["pat_minus_silico"], sign=True), _ms(acc["pat-ref-twin"]), overhead_cell,
+                  f"{sum(x['total_seconds'] for x in seeds) / 60:.0f}")
+    return t
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the script, not the science")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1")
     parser.add_argument("--vowels", type=Path, default=VOWELS, help="the vowels CSV for the optical task")
-    parser.add_argument("--only", default=",".join(TARGETS), help="comma-separated subset of " + ",".join(TARGETS))
+    parser.add_argument("--only", default=",".join(ROWS), help="comma-separated subset of " + ",".join(ROWS))
+    parser.add_argument("--overhead-steps", type=int, default=10, help="PAT steps timed per system (0: skip)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--merge", type=Path, nargs="+", help="only print and write the rows of these pat.json files")
     args = parser.parse_args()
-    console = Console(width=140)
+    if args.merge:  # rows run in separate processes, one table
+        blobs = [json.loads(p.read_text()) for p in args.merge]
+        seeds: dict[str, list[dict]] = {}  # a row's seeds may come from several processes
+        for row in (r for b in blobs for r in b["rows"]):
+            seeds.setdefault(row["name"], []).extend(row["seeds"])
+        rows = [summarise(name, ROWS[name], sorted(s, key=lambda x: x["seed"])) for name, s in seeds.items()]
+        (args.out / "pat.json").write_text(json.dumps({"quick": any(b["quick"] for b in blobs), "targets": TARGETS,
+                                                       "rows": rows}, indent=1))
+        Console(width=200).print(table(rows))
+        return 0
+    torch.set_num_threads(1)  # small tensors: extra threads cost more than they win on a shared machine
+    console = Console(width=200)
     summaries = []
-    for name, config in configs(args.vowels, args.quick).items():
-        if name not in args.only.split(","):
-            continue
-        console.rule(name)
-        summary = experiment.run(config, args.out / "pat-runs" / name, console=console)
-        summary["target_pat"] = TARGETS[name]
-        summaries.append(summary)
-    console.print(experiment.summary_table(summaries, "bench/pat.py: test accuracy on the simulated system"))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pat.json").write_text(json.dumps({"quick": args.quick, "results": summaries}, indent=1))
+    for name in args.only.split(","):
+        if name not in ROWS:
+            parser.error(f"unknown row '{name}'; rows are {', '.join(ROWS)}")
+        row, seeds = ROWS[name], []
+        task = load(row, args.vowels)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            seeds.append(run_seed(name, row, task, seed, args.quick, args.overhead_steps if seed == 0 else 0))
+            console.print(f"{name} seed {seed}: {json.dumps({k: round(v, 4) for k, v in seeds[-1]['accuracy'].items()})}"
+                          f" cos {json.dumps({k: round(v, 3) for k, v in seeds[-1]['cos'].items()})}"
+                          f" {seeds[-1]['total_seconds']:.0f} s")
+        summaries.append(summarise(name, row, seeds))
+        args.out.mkdir(parents=True, exist_ok=True)  # written after every row: a long run keeps what it did
+        (args.out / "pat.json").write_text(json.dumps({"quick": args.quick, "targets": TARGETS, "rows": summaries},
+                                                      indent=1))
+    console.print(table(summaries))
     console.print(f"wrote {args.out / 'pat.json'}")
     return 0
 

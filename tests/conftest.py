@@ -13,6 +13,8 @@ board-sized heap (256 KiB) so memory discipline is tested, not assumed.
 from __future__ import annotations
 
 import errno
+import gc
+import logging
 import os
 import select
 import shutil
@@ -315,3 +317,33 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return Ran(code, out.out, out.err)
 
     return run
+
+
+class NeverRetrieved(logging.Handler):
+    """Collects asyncio's "Future/Task exception was never retrieved" reports (an error nobody saw)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.reports: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if "never retrieved" in text:
+            exc = record.exc_info[1] if record.exc_info else None
+            self.reports.append(f"{text.splitlines()[0]} ({exc!r})" if exc else text.splitlines()[0])
+
+
+NEVER_RETRIEVED = NeverRetrieved()
+logging.getLogger("asyncio").addHandler(NEVER_RETRIEVED)
+
+
+@pytest.fixture(autouse=True)
+def no_unretrieved_asyncio_exceptions() -> Iterator[None]:
+    """Fail a test during which asyncio reported an exception that no one retrieved."""
+    start = len(NEVER_RETRIEVED.reports)
+    yield
+    gc.collect()  # such reports come from Future.__del__: collect the test's garbage now
+    new = NEVER_RETRIEVED.reports[start:]
+    del NEVER_RETRIEVED.reports[start:]
+    if new:
+        pytest.fail("asyncio reported exceptions that were never retrieved: " + "; ".join(new), pytrace=False)

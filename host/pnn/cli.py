@@ -125,11 +125,16 @@ def cmd_sim_board(args: argparse.Namespace, console: Console) -> int:
         console.print(f'use it: url = "{board.url}" in an experiment\'s \\[system], or pnn calibrate {board.url}')
         console.print("Ctrl-C stops it.")
         try:
-            while board.proc.poll() is None:
+            while True:
                 time.sleep(0.5)
+                if board.proc.poll() is not None:  # it died (or was killed): boot it again at the same URL
+                    console.print(f"the firmware exited ({board.proc.returncode}); restarting it at {board.url}")
+                    try:
+                        board.respawn()
+                    except SimBoardError as e:
+                        raise UsageError(f"{e}; see {board.folder}/firmware.log") from None
         except KeyboardInterrupt:
             return 0
-    raise UsageError(f"the simulated board stopped (exit {board.proc.returncode}); see {board.folder}/firmware.log")
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:

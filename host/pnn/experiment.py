@@ -26,7 +26,7 @@ from .report import regenerate
 from .store import DataStore
 from .system import PhysicalSystem
 from .train import TrainConfig, accuracy, build, train
-from .twin import Twin, collect, describe, fit, load_twins, save_twins
+from .twin import Twin, collect, describe, fit_per_source, load_twins, save_twins
 from .twin_models import ARCHITECTURES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -35,7 +35,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "system": {"kind": "electronic", "url": None, "n_in": 64, "n_out": 64, "seed": 0, "noise": {}},
     "twin": {"samples": 3000, "epochs": 150, "kind": "mlp", "hidden": [256, 256], "channels": 32, "kernel": 16,
              "repeats": 1, "path": None},
-    "train": {"trainers": ["digital", "in-silico", "pat"], **asdict(TrainConfig())},
+    "train": {"trainers": ["digital", "linear", "in-silico", "pat"], **asdict(TrainConfig())},
 }
 CHUNK = 256  # drives per measurement call and per durable store chunk: a crash loses at most this many
 ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
@@ -124,16 +124,11 @@ def fit_from_store(config: dict[str, Any], run_dir: Path, *, show_progress: bool
     drives, responses = (torch.from_numpy(a) for a in store.load())
     if len(drives) < 10:
         raise ExperimentError(f"{run_dir}/twin-data holds {len(drives)} samples; run 'pnn collect' first")
-    sources = store.load_extra("source")
-    groups = {"": slice(None)} if sources is None else {str(s): torch.from_numpy(sources == s) for s in sorted(set(sources))}
-    twins = {}
-    for source, rows in groups.items():
-        twin = fit(drives[rows], responses[rows], seed=config["system"]["seed"], epochs=twin_cfg["epochs"],
-                   kind=twin_cfg["kind"], show_progress=show_progress,
-                   **{k: twin_cfg[k] for k in ARCH_KEYS.get(twin_cfg["kind"], ())})
-        twin.metadata.update(system=store.meta.get("system"), n_samples=len(drives[rows]), source=source,
-                             seed=config["system"]["seed"])
-        twins[source] = twin
+    twins = fit_per_source(drives, responses, store.load_extra("source"), seed=config["system"]["seed"],
+                           epochs=twin_cfg["epochs"], kind=twin_cfg["kind"], show_progress=show_progress,
+                           **{k: twin_cfg[k] for k in ARCH_KEYS.get(twin_cfg["kind"], ())})
+    for twin in twins.values():
+        twin.metadata.update(system=store.meta.get("system"), seed=config["system"]["seed"])
     save_twins(twins, run_dir)
     return twins[""] if list(twins) == [""] else twins
 

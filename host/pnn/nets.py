@@ -1,16 +1,27 @@
 """The networks PAT trains: encoders, standardisers, a readout, and layer slots filled per trainer.
 
-The network (after the paper): input -> encoder -> physical layer -> (standardise -> encoder ->
-physical layer) x (depth - 1) -> standardise -> linear readout. Encoders make the layer's drive:
-`affine` is the element-wise `clip(a*h + b, 0, 1)` of the electronic and mechanical nets, `concat`
-is the SHG net's `[h, theta]` with trainable theta. `build` says what fills the layer slots while
-training and while testing, for each trainer.
+The network (after the paper): input -> [mix] -> encoder -> physical layer -> (standardise -> [mix]
+-> encoder -> physical layer) x (depth - 1) -> standardise -> linear readout. Encoders make the
+layer's drive: `affine` is the element-wise `clip(a*h + b, 0, 1)` of the electronic and mechanical
+nets (between physical layers it is the trainable digital rescaling), `concat` is the SHG net's
+`[h, theta]` with trainable theta. `mix = true` puts a trainable digital Linear before each encoder:
+the paper's hybrid physical-digital network (its SHG MNIST net is `depth = 1, mix = true`). Depth
+> 1 runs several passes of the one system. `build` says what fills the layer slots while training
+and while testing, for each trainer:
+
+    digital    a trainable Linear + tanh of the layer's shape (a digital net of this size)
+    linear     the physics removed: the drive itself (bin-averaged to n_out values when n_out < n_in),
+               so the same digital parameters form a (clipped) linear model: the baseline the
+               physics has to beat
+    in-silico  the twin while training, the system while testing
+    pat        the system forward, the twin backward (PhysicalLayer)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -19,10 +30,11 @@ from torch import nn
 from .data import Task
 from .link.errors import UserError
 from .pat import PhysicalLayer, TwinSpec
-from .system import PhysicalSystem
+from .system import PhysicalSystem, as_twins, measure
+from .twin_models import bin_matrix
 
-Trainer = Literal["digital", "in-silico", "pat"]
-TRAINERS: tuple[Trainer, ...] = ("digital", "in-silico", "pat")
+Trainer = Literal["digital", "linear", "in-silico", "pat"]
+TRAINERS: tuple[Trainer, ...] = ("digital", "linear", "in-silico", "pat")
 
 
 class WidthError(UserError, ValueError):
@@ -39,6 +51,9 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 0.02
     seed: int = 0
+    mix: bool = False  # a trainable digital Linear before each encoder (hybrid physical-digital net)
+    data_width: int = 0  # concat: drive bins for the data (0: the input's width, or half the drive with mix)
+    norm: Literal["twin", "batch"] = "twin"  # standardise responses by the twin's statistics, or by the batch's
 
 
 class Standardise(nn.Module):
@@ -93,6 +108,23 @@ class ConcatEncoder(nn.Module):
         return torch.cat([data, torch.clamp(self.theta, 0, 1).expand(len(h), -1)], dim=1)
 
 
+def _mix(n_from: int, n_to: int, gen: torch.Generator) -> nn.Linear:
+    """A digital Linear whose outputs start at unit scale for unit-scale inputs (so the encoder's a, b fit)."""
+    mix = nn.Linear(n_from, n_to)
+    with torch.no_grad():
+        mix.weight.copy_(torch.randn(n_to, n_from, generator=gen) / n_from**0.5)
+        mix.bias.zero_()
+    return mix
+
+
+def _data_width(cfg: TrainConfig, n_from: int, n_in: int) -> int:
+    if cfg.encoder == "affine":
+        return n_in
+    if cfg.data_width:
+        return cfg.data_width
+    return n_in // 2 if cfg.mix else n_from
+
+
 class PhysicalNet(nn.Module):
     """Encoders, standardisers and a readout; the layer slots are filled by `use(bodies)`."""
 
@@ -102,12 +134,18 @@ class PhysicalNet(nn.Module):
         x = task.x_train
         self.input_norm = Standardise(x.mean(0), x.std(0))
         widths = [task.n_features] + [n_out] * (cfg.depth - 1)
+        data = [_data_width(cfg, w, n_in) for w in widths]
+        self.mixes = nn.ModuleList(_mix(w, d, gen) if cfg.mix else nn.Identity() for w, d in zip(widths, data, strict=True))
         if cfg.encoder == "affine":
             self.encoders = nn.ModuleList(AffineEncoder(n_in, gen) for _ in widths)
         else:
-            self.encoders = nn.ModuleList(ConcatEncoder(w, n_in, gen) for w in widths)
+            self.encoders = nn.ModuleList(ConcatEncoder(d, n_in, gen) for d in data)
         self.norms = nn.ModuleList(Standardise(*response_stats) for _ in range(cfg.depth))
         self.readout = nn.Linear(n_out, task.n_classes)
+        with torch.no_grad():  # from the net's own generator: every trainer starts from the same readout
+            bound = 1 / n_out**0.5
+            self.readout.weight.copy_((torch.rand(task.n_classes, n_out, generator=gen) * 2 - 1) * bound)
+            self.readout.bias.copy_((torch.rand(task.n_classes, generator=gen) * 2 - 1) * bound)
         self.bodies: list[Callable[[torch.Tensor], torch.Tensor]] = []
 
     def use(self, bodies: list[Callable[[torch.Tensor], torch.Tensor]]) -> PhysicalNet:
@@ -118,20 +156,53 @@ class PhysicalNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.input_norm(x)
-        for encoder, body, norm in zip(self.encoders, self.bodies, self.norms, strict=True):
-            h = norm(body(encoder(h)))
+        for mix, encoder, body, norm in zip(self.mixes, self.encoders, self.bodies, self.norms, strict=True):
+            h = norm(body(encoder(mix(h))))
         return self.readout(h)
+
+    def drives(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(drive, response) of each layer slot for inputs x, without gradients: where training drives the system."""
+        pairs = []
+        with torch.no_grad():
+            h = self.input_norm(x)
+            for mix, encoder, body, norm in zip(self.mixes, self.encoders, self.bodies, self.norms, strict=True):
+                drive = encoder(mix(h))
+                response = body(drive)
+                pairs.append((drive, response))
+                h = norm(response)
+        return pairs
+
+
+class Unphysical(nn.Module):
+    """The physics removed: drive [B, n_in] -> itself, or its average over n_out contiguous bins.
+
+    Fixed and parameter-free, so a net with it in every layer slot has exactly the physical net's
+    parameters and computes a (clipped) linear function of its input: the linear baseline.
+    """
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.register_buffer("bins", bin_matrix(n_in, n_out))
+
+    def forward(self, drive: torch.Tensor) -> torch.Tensor:
+        return drive @ self.bins
 
 
 def _twin_stats(twin: TwinSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    twins = list(twin.values()) if isinstance(twin, Mapping) else [twin]
+    twins = list(as_twins(twin).values())
     mean = torch.stack([t.y_mean for t in twins]).mean(0)
     std = torch.stack([t.y_std for t in twins]).mean(0)
     return mean, std
 
 
 def _first_twin(twin: TwinSpec) -> nn.Module:
-    return next(iter(twin.values())) if isinstance(twin, Mapping) else twin
+    return next(iter(as_twins(twin).values()))
+
+
+def _on_the_fly_norms(net: PhysicalNet, n_out: int, depth: int) -> None:
+    # A digital layer's output scale moves as it learns (and the drive's scale is not a twin's), so
+    # it is standardised on the fly; BatchNorm without affine adds no parameters.
+    net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(depth))
 
 
 def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec | None, cfg: TrainConfig) -> tuple[PhysicalNet, list, list]:
@@ -141,9 +212,14 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     net = PhysicalNet(task, n_in, n_out, stats, cfg)
     if trainer == "digital":
         net.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
-        # A digital layer's output scale moves as it learns, so it is standardised on the fly.
-        net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(cfg.depth))
+        _on_the_fly_norms(net, n_out, cfg.depth)
         return net, list(net.digital), list(net.digital)
+    if trainer == "linear":
+        _on_the_fly_norms(net, n_out, cfg.depth)
+        bodies = [Unphysical(n_in, n_out)] * cfg.depth
+        return net, bodies, bodies
+    if cfg.norm == "batch":  # running statistics of what the layer really returns (PAT: the system's)
+        _on_the_fly_norms(net, n_out, cfg.depth)
     physical = PhysicalLayer(system, twin)  # type: ignore[arg-type]
     test_bodies = [physical] * cfg.depth
     if trainer == "in-silico":
@@ -151,3 +227,35 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     return net, test_bodies, test_bodies
 
 
+
+
+def training_pairs(task: Task, system: PhysicalSystem, cfg: TrainConfig, n_samples: int, *, seed: int = 0,
+                   chunk: int = 256, spread: float = 0.5,
+                   stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n_samples` (drive, response) pairs measured where training will drive the system.
+
+    Each chunk runs training images through a freshly initialised network of `cfg`'s shape (every
+    layer slot on the system: each measurement is a pair, none is thrown away), with its encoder
+    gains scaled by exp(spread * N(0, 1)), offsets moved by spread / 4 * N(0, 1) and concat
+    parameters drawn uniformly, so the pairs cover where training may move them. `stats` standardise
+    the responses between layers (default: each chunk's own).
+    """
+    drives, responses, per_image = [], [], cfg.depth
+    for index in range(math.ceil(n_samples / chunk)):
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        size = min(chunk, n_samples - index * chunk)
+        net = PhysicalNet(task, system.n_in, system.n_out, stats or (torch.zeros(system.n_out), torch.ones(system.n_out)),
+                          replace(cfg, seed=int(torch.randint(2**31, (1,), generator=gen))))
+        with torch.no_grad():
+            for encoder in net.encoders:
+                encoder.a.mul_(torch.exp(spread * torch.randn(encoder.a.shape, generator=gen)))
+                encoder.b.add_(spread / 4 * torch.randn(encoder.b.shape, generator=gen))
+                if isinstance(encoder, ConcatEncoder):
+                    encoder.theta.copy_(torch.rand(encoder.theta.shape, generator=gen))
+        if stats is None:
+            net.norms = nn.ModuleList(nn.BatchNorm1d(system.n_out, affine=False).train() for _ in range(cfg.depth))
+        images = task.x_train[torch.randint(len(task.x_train), (math.ceil(size / per_image),), generator=gen)]
+        pairs = net.use([lambda d: measure(system, d)[0]] * cfg.depth).drives(images)
+        drives.append(torch.cat([d for d, _ in pairs])[:size])
+        responses.append(torch.cat([r for _, r in pairs])[:size])
+    return torch.cat(drives), torch.cat(responses)

@@ -29,6 +29,11 @@ class _PhysicsAware(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:
         (drive,) = ctx.saved_tensors
+        if ctx.sources is None or ctx.layer.source_ids == [""]:  # one twin: the whole batch, no index copies
+            with torch.enable_grad():
+                x = drive.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(ctx.layer.twins[0](x), x, grad_out)
+            return grad, None
         grad = torch.zeros_like(drive)
         for rows, twin in ctx.layer.twins_for(ctx.sources, len(drive)):
             with torch.enable_grad():

@@ -36,7 +36,8 @@ from .progress import progress
 from .store import Recorder
 from .system import PhysicalSystem
 from .train import PhysicalNet, Result, TrainConfig, accuracy, build
-from .twin import Twin, describe, fit, nrmse
+from .twin import Twin, nrmse
+from .twin import fit_twins as _fit_twins
 
 
 @dataclass
@@ -177,20 +178,7 @@ def fit_twins(system: PhysicalSystem, n_samples: int, *, seed: int = 0, chunk: i
     are grouped by the board that measured them. `options` go to `pnn.twin.fit` (hidden, epochs,
     show_progress, ...). A system without sources gets one twin under the id "".
     """
-    gen = torch.Generator().manual_seed(seed)
-    by_source: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-    for start in range(0, n_samples, chunk):
-        drive = torch.rand(min(chunk, n_samples - start), system.n_in, generator=gen)
-        response, sources = _measure(system, drive)
-        for source in set(sources):
-            rows = [i for i, s in enumerate(sources) if s == source]
-            by_source.setdefault(source, []).append((drive[rows], response[rows]))
-    twins = {}
-    for source, parts in sorted(by_source.items()):
-        twin = fit(torch.cat([d for d, _ in parts]), torch.cat([r for _, r in parts]), seed=seed, **options)
-        twin.metadata.update(source=source, system=describe(system))
-        twins[source] = twin
-    return twins
+    return _fit_twins(system, n_samples, seed=seed, chunk=chunk, **options)
 
 
 def _snapshot(net: PhysicalNet) -> PhysicalNet:

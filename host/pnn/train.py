@@ -67,7 +67,7 @@ def train(
     """
     if trainer not in TRAINERS:
         raise ValueError(f"unknown trainer '{trainer}'; choose one of {', '.join(TRAINERS)}")
-    if system is None or (twin is None and trainer != "digital"):
+    if system is None or (twin is None and trainer not in ("digital", "linear")):
         raise ValueError(f"trainer '{trainer}' needs a system{'' if trainer == 'digital' else ' and a twin'}")
     cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from torch import nn
 from . import twin_models
 from .progress import progress
 from .store import DataStore
-from .system import PhysicalSystem
+from .system import PhysicalSystem, measure
 
 
 class Twin(nn.Module):
@@ -75,7 +76,29 @@ def describe(system: PhysicalSystem) -> dict[str, Any]:
     return {"class": type(system).__name__, "n_in": system.n_in, "n_out": system.n_out}
 
 
-def collect(
+DriveSampler = Callable[[int, torch.Generator], torch.Tensor]
+"""Makes `size` drives [size, n_in] in [0, 1] from a generator: where the twin's data is measured."""
+
+
+def uniform_drives(n_in: int) -> DriveSampler:
+    """Uniform random drives in [0, 1]^n_in (the paper's twin data)."""
+    return lambda size, gen: torch.rand(size, n_in, generator=gen)
+
+
+def collect(system: PhysicalSystem, n_samples: int, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Measure `n_samples` drives (uniform random unless `drives` makes them), `chunk` at a time.
+
+    Each chunk's drives come from its own seed, so a run that resumes from `store` after a crash
+    measures exactly the drives it would have measured. `repeats` > 1 measures each drive that
+    many times and averages, as the paper's reference twins did, to average out the noise. A
+    pool's rows keep the board that measured them (the store's "source"; see `collect_sourced`,
+    which takes the same options: seed, chunk, repeats, store, show_progress, drives).
+    """
+    found, response, _ = collect_sourced(system, n_samples, **options)
+    return found, response
+
+
+def collect_sourced(
     system: PhysicalSystem,
     n_samples: int,
     *,
@@ -84,36 +107,35 @@ def collect(
     repeats: int = 1,
     store: DataStore | None = None,
     show_progress: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Measure `n_samples` uniform random drives, `chunk` at a time.
-
-    Each chunk's drives come from its own seed, so a run that resumes from `store` after a crash
-    measures exactly the drives it would have measured. `repeats` > 1 measures each drive that
-    many times and averages, as the paper's reference twins did, to average out the noise.
-    """
+    drives: DriveSampler | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
+    """`collect`, also returning the source of each row (None when the system reports none)."""
+    make = drives or uniform_drives(system.n_in)
     n_chunks = math.ceil(n_samples / chunk)
     done = store.n_chunks if store is not None else 0
-    drives, responses = [], []
+    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    sources: list[np.ndarray] = []
     if done:
         d, r = store.load()  # type: ignore[union-attr]
-        drives.append(torch.from_numpy(d))
-        responses.append(torch.from_numpy(r))
+        parts.append((torch.from_numpy(d), torch.from_numpy(r)))
+        old = store.load_extra("source")  # type: ignore[union-attr]
+        if old is not None:
+            sources.append(old)
     for index in progress(range(done, n_chunks), "measuring twin data", show=show_progress, initial=done):
         size = min(chunk, n_samples - index * chunk)
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        drive = torch.rand(size, system.n_in, generator=gen)
-        with torch.no_grad():
-            if hasattr(system, "run_with_sources"):  # a pool: remember which board measured each row
-                response, sources = system.run_with_sources(drive)  # type: ignore[attr-defined]
-                response, extra = torch.as_tensor(response, dtype=torch.float32), {"source": np.array(sources)}
-            else:
-                runs = [torch.as_tensor(system(drive), dtype=torch.float32) for _ in range(repeats)]
-                response, extra = sum(runs) / repeats, {}
+        drive = make(size, torch.Generator().manual_seed(seed * 1_000_003 + index))
+        response, source = measure(system, drive)
+        if source is None and repeats > 1:
+            response = (response + sum(measure(system, drive)[0] for _ in range(repeats - 1))) / repeats
+        extra = {} if source is None else {"source": np.array(source)}
         if store is not None:
             store.append(drive.numpy(), response.numpy(), **extra)
-        drives.append(drive)
-        responses.append(response)
-    return torch.cat(drives)[:n_samples], torch.cat(responses)[:n_samples]
+        parts.append((drive, response))
+        if source is not None:
+            sources.append(np.array(source))
+    found = torch.cat([d for d, _ in parts])[:n_samples]
+    response = torch.cat([r for _, r in parts])[:n_samples]
+    return found, response, np.concatenate(sources)[:n_samples] if sources else None
 
 
 def nrmse(predicted: torch.Tensor, measured: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -165,6 +187,42 @@ def fit(
         twin.nrmse, twin.nrmse_per_channel = nrmse(twin(x_test), y_test)
     twin.metadata.update(n_train=len(x), n_test=n_test, kind=kind, arch=twin.arch, epochs=epochs)
     return twin
+
+
+def fit_per_source(
+    drives: torch.Tensor, responses: torch.Tensor, sources: np.ndarray | list[str] | None, **options: Any
+) -> dict[str, Twin]:
+    """One twin per source, each fitted (by `fit`, with `options`) on the rows that source measured.
+
+    Without sources every row is one system's: one twin under the id "". The one per-source fit:
+    experiment.py, pipeline.py and `fit_twins` all come here.
+    """
+    if sources is None:
+        groups = {"": torch.ones(len(drives), dtype=torch.bool)}
+    else:
+        labels = np.asarray(sources).astype(str)
+        groups = {s: torch.from_numpy(labels == s) for s in sorted(set(labels))}
+    twins = {}
+    for source, rows in groups.items():
+        twin = fit(drives[rows], responses[rows], **options)
+        twin.metadata.update(source=source, n_samples=int(rows.sum()))
+        twins[source] = twin
+    return twins
+
+
+def fit_twins(system: PhysicalSystem, n_samples: int, *, seed: int = 0, chunk: int = 256,
+              drives: DriveSampler | None = None, **options: Any) -> dict[str, Twin]:
+    """Measure `n_samples` drives through `system` and fit one twin per source that measured them.
+
+    A pool's chunks go to all its boards at once; a system without sources gets one twin under "".
+    `options` go to `fit` (kind, epochs, hidden, show_progress, ...).
+    """
+    found, response, sources = collect_sourced(system, n_samples, seed=seed, chunk=chunk, drives=drives,
+                                               show_progress=options.get("show_progress", True))
+    twins = fit_per_source(found, response, sources, seed=seed, **options)
+    for twin in twins.values():
+        twin.metadata.update(system=describe(system), seed=seed)
+    return twins
 
 
 def fit_twin(

@@ -371,6 +371,8 @@ def calibrate(url: str, settings: Settings = Settings(),
 
     measure_url = measurement_url(url, settings)
     device = connect(measure_url)
+    # a person at the bench wants to hear soon that the board went: wait `reconnect`, not a training run's patience
+    device.aio.patience = device.aio.url["reconnect"]
     try:
         hello, caps = device.capabilities, device.capabilities["caps"]
         rate = device.aio.url["rate"]

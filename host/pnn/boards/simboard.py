@@ -69,6 +69,8 @@ class SimBoard:
             os.close(slave)
             cmd = _command(seed, ["--serial", path])
             ready = "serving"
+        self._cmd, self._ready, self._log_path = cmd, ready, log_path
+        self.restarts = 0
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             _wait_ready(self.proc, log_path, ready)
@@ -79,6 +81,18 @@ class SimBoard:
             # A USB board appears as a path the trainer opens; the cable relays it to the firmware's pty.
             self._cable = PtyRelay(self._master, folder=self.folder)
             self.url = f"serial://{self._cable.path}"
+
+    def respawn(self) -> None:
+        """Start the firmware again after it died, behind the same pty (and cable path) or MQTT id:
+        what the trainer sees is a board that rebooted, at the same URL."""
+        self.restarts += 1
+        offset = self._log_path.stat().st_size
+        self.proc = subprocess.Popen(self._cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20.0
+        while self._ready not in self._log_path.read_text(errors="replace")[offset:]:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SimBoardError(f"the simulated board did not restart: {self._log_path.read_text()[offset:][-300:]}")
+            time.sleep(0.05)
 
     def close(self) -> None:
         if self._cable is not None:

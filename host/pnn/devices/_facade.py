@@ -7,6 +7,7 @@ wait for results and record every measured (drive, response) pair to a DataStore
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,6 +114,16 @@ class Device(_SyncSystem):
     async def _measure(self, drive: np.ndarray) -> tuple[np.ndarray, list[str]]:
         return await self.aio.run(drive), [self.id] * len(drive)
 
+    def configure(self, **settings: int) -> dict[str, Any]:
+        """Change board settings with CONFIG (e.g. rest_code=128); re-applied after every reconnect or reboot."""
+        return _loop.run(self.aio.configure(settings))
+
+    @property
+    def waiting(self) -> str:
+        """"waiting for <id> since HH:MM:SS" while the link is down, else "" (for a progress bar)."""
+        since = self.aio.down_since
+        return f"waiting for {self.id} since {time.strftime('%H:%M:%S', time.localtime(since))}" if since else ""
+
     def stats(self) -> dict[str, Any]:
         """samples, samples_per_s, busy_s, retries, errors, reconnects, ... of this board."""
         return self.aio.stats()
@@ -136,7 +147,7 @@ class DevicePool(_SyncSystem):
             them: closing it closes them.
         store: a DataStore that receives every batch (drive, response, source id per row).
         patience: seconds a batch waits for a board to come back when every board is down
-            (default: the longest `reconnect` of the URLs).
+            (default: the longest `patience` of the URLs, 600 s unless set); then OutageError.
     """
 
     aio: AsyncPool
@@ -151,7 +162,7 @@ class DevicePool(_SyncSystem):
             if isinstance(d, Device):
                 members.append(d)
             elif isinstance(d, str):
-                new.append(make_device(parse_url(d)))
+                new.append(make_device(parse_url(d), patience=patience))
                 members.append(Device(new[-1]))
             else:
                 raise ValueError(f"DevicePool takes Devices or URL strings, got {type(d).__name__}")
@@ -173,6 +184,11 @@ class DevicePool(_SyncSystem):
         """Per device id: samples, samples_per_s, busy_s, retries, errors, reconnects, ..."""
         return self.aio.stats()
 
+    @property
+    def waiting(self) -> str:
+        """"waiting for <ids> since ..." while every board is down, else "" (for a progress bar)."""
+        return self.aio.waiting
+
     def describe(self) -> dict[str, Any]:
         return {"class": "DevicePool", "ids": self.ids, "n_in": self.n_in, "n_out": self.n_out}
 
@@ -184,13 +200,15 @@ async def _noop() -> None:
     return None
 
 
-def connect(url: str, *, store: Any = None) -> Device:
+def connect(url: str, *, store: Any = None, patience: float | None = None) -> Device:
     """Connect to one board and check it can do what the URL asks.
 
     Args:
         url: `sim://electronic?seed=3&realtime=1`, `serial:///dev/ttyACM0?rate=20000`,
             `mqtt://host:1883/<device-id>` (n_in / n_out default 64; see the docs for every parameter).
         store: a DataStore to record every (drive, response) pair to.
+        patience: seconds a call waits for the board to come back when its link is down (default:
+            the URL's `patience`, 600 s unless set); then OutageError.
 
     Returns:
         A connected Device (a PhysicalSystem).
@@ -198,13 +216,13 @@ def connect(url: str, *, store: Any = None) -> Device:
     Raises:
         ValueError: a malformed URL or a capability the board lacks. ConnectionError: it does not answer.
     """
-    aio = make_device(parse_url(url))
+    aio = make_device(parse_url(url), patience=patience)
     _loop.run(aio.open())
     return Device(aio, store)
 
 
-def connect_all(urls: str | Sequence[str], *, store: Any = None) -> Device | DevicePool:
-    """One URL -> a Device; a list of URLs -> a DevicePool over them."""
+def connect_all(urls: str | Sequence[str], *, store: Any = None, patience: float | None = None) -> Device | DevicePool:
+    """One URL -> a Device; a list of URLs -> a DevicePool over them (`patience` as in connect)."""
     if isinstance(urls, str):
-        return connect(urls, store=store)
-    return DevicePool(list(urls), store=store)
+        return connect(urls, store=store, patience=patience)
+    return DevicePool(list(urls), store=store, patience=patience)

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 
 import numpy as np
 
 from ..link.client import AsyncDevice
-from ..link.errors import DeviceUnavailable
+from ..link.errors import DeviceUnavailable, OutageError
 
-log = logging.getLogger(__name__)  # pnn.devices._pool: chunks handed to other boards
+log = logging.getLogger(__name__)  # pnn.devices._pool: chunks handed to other boards, boards down and back
 
 
 class _Batch:
@@ -69,7 +70,8 @@ class AsyncPool:
 
     Args:
         devices: opened or unopened AsyncDevices with the same n_in and n_out.
-        patience: seconds a batch waits for some device to come back when all of them are down.
+        patience: seconds a batch waits for some device to come back when all of them are down
+            (default: the longest `patience` of the URLs, 600 s unless set); then OutageError.
     """
 
     def __init__(self, devices: list[AsyncDevice], patience: float | None = None) -> None:
@@ -84,7 +86,8 @@ class AsyncPool:
         self.devices = list(devices)
         self.ids = ids
         self.n_in, self.n_out = devices[0].n_in, devices[0].n_out
-        self.patience = max(d.url["reconnect"] for d in devices) if patience is None else patience
+        self.patience = max(d.patience for d in devices) if patience is None else patience
+        self.waiting: str = ""  # "waiting for <ids> since HH:MM:SS" while every board is down, else ""
         self.rerun_rows = 0  # rows handed to another board after theirs dropped out
 
     async def open(self) -> None:
@@ -119,23 +122,40 @@ class AsyncPool:
             for i, d in enumerate(self.devices)
             if slot < d.window
         ]
+        finished = asyncio.ensure_future(batch.done.wait())
+        watch = asyncio.ensure_future(self._watch_outage(batch))
         try:
-            finished = asyncio.ensure_future(batch.done.wait())
             pending = set(workers)
             while not batch.done.is_set():
                 done, pending = await asyncio.wait(pending | {finished}, return_when=asyncio.FIRST_COMPLETED)
                 for task in done - {finished}:
                     task.result()  # a DeviceError (a request no device could run) ends the batch
                 if not (pending - {finished}) and not batch.done.is_set():
-                    down = ", ".join(self.ids)
-                    raise DeviceUnavailable(f"every device in the pool is unavailable ({down}); "
-                                            f"{batch.remaining} of {len(drive)} rows unmeasured")
+                    raise OutageError(f"every device in the pool stayed unavailable for {self.patience:g} s "
+                                      f"(patience): {self._down()}; {batch.remaining} of {len(drive)} rows unmeasured")
                 pending -= {finished}
         finally:
-            for task in workers:
+            for task in (*workers, finished, watch):
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(*workers, finished, watch, return_exceptions=True)
+            self.waiting = ""
         return batch.response, batch.source
+
+    def _down(self) -> str:
+        return ", ".join(f"{d.id} (down since {time.strftime('%H:%M:%S', time.localtime(d.down_since))})"
+                         if d.down_since else d.id for d in self.devices)  # fmt: skip
+
+    async def _watch_outage(self, batch: _Batch) -> None:
+        """While every board is down, say so (once per outage) in a log line and in `waiting`."""
+        while not batch.done.is_set():
+            await asyncio.sleep(0.5)
+            if any(d.connected for d in self.devices):
+                if self.waiting:
+                    log.warning("pool: a board is back; the batch goes on")
+                self.waiting = ""
+            elif not self.waiting:
+                self.waiting = f"waiting for {self._down()}, up to {self.patience:g} s"
+                log.warning("pool: every board is down: %s", self.waiting)
 
     async def _worker(self, batch: _Batch, index: int) -> None:
         """Take chunks for device `index` until the batch is done; hand chunks back if it drops out."""

@@ -7,7 +7,8 @@ Modules:
     errors     what can go wrong, typed by what the caller should do
     wire       the host's fast msgpack payload codec
     transport  the Transport interface; serial, mqtt, sim implement it
-    client     the asyncio client (AsyncDevice, make_device): ids, window, retries, reconnect
+    client     the asyncio client (AsyncDevice, make_device): ids, window, re-sends, reconnect, outages
+    timing     how long to wait: RFC 6298's retransmission timer plus the board's own work time
     sync       the small synchronous client (StreamLink, MqttLink, SyncClient) for tools and tests
     loop       one background asyncio loop shared by synchronous callers
 """

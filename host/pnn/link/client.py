@@ -1,20 +1,30 @@
 """The asyncio Device client: one core over every transport (serial, MQTT, in-process sim).
 
 What it guarantees:
-- HELLO on every (re)connect; the board's capabilities are checked against the URL, and a different
-  board answering at the same address is refused (its twin would be wrong).
+- HELLO on every (re)connect, re-sent until answered; the board's capabilities are checked against
+  the URL, and a different board answering at the same address is refused (its twin would be wrong).
+  The client's configuration (CONFIG `set`, e.g. the URL's rest_code) is applied after each HELLO.
 - Request ids from a 32-bit counter that starts at a random value, so a restarted host never
   collides with the ids a board still holds in its duplicate cache.
-- `window` requests in flight; each with a timeout sized by the hardware work queued ahead of it.
-- Retries re-send the same id: the firmware's duplicate cache answers instead of running again, and
-  the first reply per id is the only one used (later copies are counted, never returned).
-- A link that drops (unplug, broker restart, unanswered heartbeat) is reopened with backoff;
-  requests in flight are re-sent after the new HELLO, or (pool mode) handed back at once.
+- `window` requests in flight, each one future and one timer (no task per request). A request's
+  deadline is the link's retransmission timeout (RFC 6298: smoothed RTT + 4 x deviation, backoff,
+  bounds) plus the board's time for the work queued ahead of its reply (see _timing).
+- Re-sends keep the id: the firmware's RESULT cache answers instead of running again, and the first
+  reply per id is the only one used. A damaged frame (the board's BAD_CRC / BAD_FRAME / TOO_LONG with
+  id nil, or one this host receives) re-sends what is in flight at once (fast retransmit).
+- Give-up is by time (`give_up`), never by a count: a request unanswered that long on a live link, or
+  `probes` heartbeats unanswered in a row, declare the link down.
+- A link that drops is reopened with backoff; requests in flight are re-sent after the new HELLO
+  (pool mode: handed back at once). They wait up to `patience` seconds, then fail with OutageError.
+- A reboot behind a link that stayed up (HELLO / PONG `boot` changed, or the board's configuration
+  found at its defaults) is noticed, logged, and the configuration re-applied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import logging
 import random
@@ -25,15 +35,19 @@ import numpy as np
 
 from pnn_protocol import errors, messages
 
-from .codes import Calibration, Capabilities
-from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice
+from .codes import Calibration, Capabilities, boot_id
+from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
+from .timing import BoardPace, InFlight, RetransmitTimer
 from .transport import Transport
 from .url import DeviceURL
 
 log = logging.getLogger(__name__)  # pnn.link.client: drops, reconnects, resends
 
-# ERROR codes that say the request never reached the device intact: re-sending can succeed.
-_TRANSIENT = (errors.BAD_CRC, errors.BAD_FRAME, errors.INTERNAL)
+# ERROR codes (with the request's id) that re-sending can cure: at once if the frame was damaged,
+# else (INTERNAL) when its timer runs out, backing off, until `give_up`.
+_TRANSIENT = (errors.BAD_CRC, errors.BAD_FRAME, errors.TOO_LONG, errors.INTERNAL)
+# ERROR codes (id nil) about a frame the board could not read: some request in flight is lost.
+_FRAME_ERRORS = (errors.BAD_CRC, errors.BAD_FRAME, errors.TOO_LONG)
 _BACKOFF = (0.05, 2.0)  # first and longest pause between reconnect attempts, seconds
 
 
@@ -41,31 +55,43 @@ class AsyncDevice:
     """One board, asyncio API. `pnn.connect(url)` wraps it in the synchronous `Device`.
 
     Args:
-        url: the parsed URL (n_in, n_out, rate, settle, window, timeout, retries, heartbeat, ...).
+        url: the parsed URL (n_in, n_out, rate, settle, window, timeout, give_up, heartbeat, ...).
         transport: the link to the board.
+        patience: seconds requests wait through an outage (default: the URL's `patience`).
     """
 
-    def __init__(self, url: DeviceURL, transport: Transport, *, check: bool = True) -> None:
+    def __init__(self, url: DeviceURL, transport: Transport, *, check: bool = True,
+                 patience: float | None = None) -> None:
         self.url, self.id, self.transport, self._check = url, url.id, transport, check
         self.n_in, self.n_out, self.window = url["n_in"], url["n_out"], url["window"]
+        self.patience = url["patience"] if patience is None else patience
         self.hello: dict[str, Any] = {}
         self.caps: Capabilities | None = None
         self.cal: Calibration | None = None
+        self.settings: dict[str, int] = {} if url["rest_code"] is None else {"rest_code": url["rest_code"]}
+        self.boot: Any = None  # the board's boot id (HELLO / PONG `boot`), None if it states none
+        self.down_since: float | None = None  # wall-clock time the link went down (None: up, or never up)
         self._ids = itertools.count(random.randrange(1, messages.MAX_ID // 2))
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, InFlight] = {}
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
         self._slots = asyncio.Semaphore(self.window)
         self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
         self._closing = False
+        self._link_up = False  # the transport is open and read: control requests (HELLO) may go
         self._fatal: BaseException | None = None
         self._last_error: BaseException | None = None
+        self._fresh_hint = ""  # why the board looks freshly booted (set by a probe, used by the HELLO)
         self._last_rx = 0.0
+        self._down_at = 0.0
+        self._outage_timer: asyncio.TimerHandle | None = None
+        self._spawned: set[asyncio.Task[None]] = set()
         self._ticks_in_flight = 0
-        self._tick_s = 1.0 / url["rate"]  # estimated seconds per tick, link and host included
-        self._stats = dict(samples=0, requests=0, retries=0, duplicates=0, stale=0, errors=0, reconnects=0,
-                           busy_s=0.0, overruns=0)
+        self._rto = RetransmitTimer(url["timeout"], url["min_rto"], url["max_rto"])
+        self._pace = BoardPace(1.0 / url["rate"])
+        self._stats = dict(samples=0, requests=0, retries=0, fast_resends=0, duplicates=0, stale=0, errors=0,
+                           reconnects=0, reboots=0, busy_s=0.0, overruns=0)  # fmt: skip
         self._first_send = self._last_reply = 0.0
 
     def _next_id(self) -> int:
@@ -86,20 +112,23 @@ class AsyncDevice:
         """Wait until the link is up (True) or `timeout` passes or the device fails for good (False)."""
         if self._fatal is not None or self._closing:
             return False
+        if self.connected:
+            return True
         if timeout is not None and timeout <= 0:
-            return self.connected
+            return False
         try:
             await asyncio.wait_for(self._connected.wait(), timeout)
         except TimeoutError:
             return False
-        return True
+        return self.connected
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run plots: samples, samples_per_s, busy_s (board time), retries, ..."""
         span = self._last_reply - self._first_send
         s: dict[str, Any] = dict(self._stats)
         s.update(samples_per_s=s["samples"] / span if span > 0 else 0.0, connected=self.connected,
-                 bad_frames=self.transport.bad_frames, board=self.hello.get("device", ""))
+                 bad_frames=self.transport.bad_frames, board=self.hello.get("device", ""),
+                 rto_s=self._rto.rto, tick_s=self._pace.tick_s, down_since=self.down_since)  # fmt: skip
         return s
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -125,12 +154,14 @@ class AsyncDevice:
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
+        for task in list(self._spawned):
+            task.cancel()
+        await asyncio.gather(*self._spawned, return_exceptions=True)
         self._connected.clear()
         self._lost.set()
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(DeviceUnavailable(f"{self.id}: closed"))
-                fut.exception()  # mark retrieved: nobody may be waiting on it
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+        self._fail_pending(DeviceUnavailable(f"{self.id}: closed"), lambda r: True)
         await self.transport.close()
 
     async def _supervise(self) -> None:
@@ -140,25 +171,27 @@ class AsyncDevice:
             self._broken = asyncio.Event()
             tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._broken.wait())]
             try:
+                self.transport.on_bad_frame = self._on_bad_frame
                 await self.transport.open()
+                self._link_up = True
                 tasks.append(asyncio.ensure_future(self._read()))
                 hello = asyncio.ensure_future(self._handshake())
                 tasks.append(hello)
-                # a reader that fails (board offline, port gone) ends the attempt at once
-                await asyncio.wait(tasks[1:], return_when=asyncio.FIRST_COMPLETED)
-                tasks.remove(hello)
+                # a reader that fails (board offline, port gone) or a failed send ends the attempt at once
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 if not hello.done():
-                    hello.cancel()
-                    tasks[1].result()
+                    if tasks[1].done():
+                        tasks[1].result()
+                    raise LinkDown(f"{self._last_error}")
                 hello.result()
+                tasks.remove(hello)
                 self._stats["reconnects"] += 0 if first else 1
                 if first:
                     log.info("%s: connected to board %r", self.id, self.hello.get("device"))
-                else:
-                    log.warning("%s: reconnected to board %r", self.id, self.hello.get("device"))
                 first, backoff = False, _BACKOFF[0]
                 self._lost = asyncio.Event()
                 self._connected.set()
+                self._restored()
                 if self.url["heartbeat"] > 0:
                     tasks.append(asyncio.ensure_future(self._heartbeat()))
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -175,58 +208,216 @@ class AsyncDevice:
                 self._last_error = e
             except (LinkDown, OSError, TimeoutError) as e:
                 self._last_error = e
-                if self._connected.is_set():
-                    log.warning("%s: link down (%s); reconnecting", self.id, e)
             except Exception as e:  # noqa: BLE001 - anything else a link throws: keep the reason, retry
                 self._last_error = e
-                if self._connected.is_set():
-                    log.warning("%s: link down (%r); reconnecting", self.id, e)
             finally:
-                self._connected.clear()
-                self._lost.set()
+                self._link_up = False
+                self._lost_link()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 await self.transport.close()
             if self._fatal is not None:
-                log.info("%s: giving up on the link: %s", self.id, self._fatal)
-                for fut in self._pending.values():
-                    if not fut.done():
-                        fut.set_exception(self._fatal)
-                        fut.exception()
+                self._fail_pending(self._fatal, lambda r: True)
                 return
-            if not self._closing:
-                log.info("%s: no link (%s); trying again", self.id, self._last_error)
             await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
             backoff = min(2 * backoff, _BACKOFF[1])
+
+    def _lost_link(self) -> None:
+        """The link is down: stop timers, hand back pool requests, start the outage clock."""
+        self._connected.clear()
+        self._lost.set()
+        for req in self._pending.values():
+            if req.timer is not None:
+                req.timer.cancel()
+                req.timer = None
+        self._fail_pending(DeviceUnavailable(f"{self.id}: link lost with a request in flight ({self._last_error})"),
+                           lambda r: r.fail_fast or r.control)  # fmt: skip
+        if self.caps is not None and self.down_since is None and not self._closing:
+            self.down_since, self._down_at = time.time(), time.monotonic()
+            self._outage_timer = asyncio.get_running_loop().call_later(self.patience, self._outage)
+            log.warning("%s: link down (%s); waiting up to %g s for it to come back", self.id, self._last_error,
+                        self.patience)  # fmt: skip
+
+    def _restored(self) -> None:
+        """The link is up again: end the outage and re-send what waited through it."""
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+            self._outage_timer = None
+        if self.down_since is not None:
+            log.warning("%s: link back after %.1f s", self.id, time.monotonic() - self._down_at)
+            self.down_since = None
+        for req in list(self._pending.values()):
+            if not req.control and not req.fut.done():
+                req.first, req.expiries = 0.0, 0  # give-up and backoff start again on this link
+                self._spawn(self._send(req))
+
+    def _outage(self) -> None:
+        self._outage_timer = None
+        self._fail_pending(self.outage_error(), lambda r: not r.control)
+
+    def outage_error(self) -> OutageError:
+        """The error of an outage that outlasted `patience` (it names the board and since when)."""
+        since = time.strftime("%H:%M:%S", time.localtime(self.down_since)) if self.down_since else "the start"
+        return OutageError(f"{self.id}: unreachable since {since} (patience {self.patience:g} s): {self._last_error}")
+
+    def _fail_pending(self, error: BaseException, which: Any) -> None:
+        for req in self._pending.values():
+            if which(req) and not req.fut.done():
+                req.fut.set_exception(error)
+                req.fut.exception()  # its awaiter still gets it; one cancelled meanwhile must not leave it "never retrieved"
+
+    def _spawn(self, coro: Any) -> None:
+        """Run a re-send in the background (only re-sends get a task; the first send is awaited)."""
+        task = asyncio.ensure_future(coro)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawn_done)
+
+    def _spawn_done(self, task: asyncio.Task[None]) -> None:
+        self._spawned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._last_error = task.exception()
+            log.warning("%s: re-send failed: %r", self.id, task.exception())
+
+    # -- sending, timers, replies ---------------------------------------------------------------
+    async def _send(self, req: InFlight) -> None:
+        """(Re-)send one request and arm its timer; a failed send drops the link."""
+        if req.fut.done():
+            return
+        loop = asyncio.get_running_loop()
+        req.sent = loop.time()
+        req.first = req.first or req.sent
+        req.tries += 1
+        if req.retransmit:
+            if req.timer is not None:
+                req.timer.cancel()
+            link = min(self.url["max_rto"], self._rto.rto * 2 ** min(req.expiries, 16))  # this request's backoff
+            deadline = req.sent + link + self._pace.seconds(req.ahead)
+            req.timer = loop.call_at(deadline, self._expire, req)
+        try:
+            await self.transport.send(req.msg)
+        except LinkDown as e:
+            self._drop_link(e)
+
+    def _expire(self, req: InFlight) -> None:
+        """A request's timer ran out: re-send it (backing off), or after `give_up` declare the link down."""
+        req.timer = None
+        if req.fut.done() or not (self.connected or (req.control and self._link_up)):
+            return  # a link that is down re-sends everything when it comes back
+        waited = asyncio.get_running_loop().time() - req.first
+        if not req.control and waited > self.url["give_up"] + self._pace.seconds(req.ahead):
+            self._drop_link(LinkDown(f"{self.id}: no reply to request {req.msg['id']} for {waited:.1f} s"))
+            return
+        req.expiries += 1
+        self._stats["retries"] += 1
+        log.info("%s: no reply to request %d yet; re-sending (re-send %d)", self.id, req.msg["id"], req.expiries)
+        self._spawn(self._send(req))
+
+    def _on_bad_frame(self) -> None:
+        """A damaged frame reached this host: it was some request's reply, so re-send what is in flight."""
+        self._resend_in_flight()
+
+    def _resend_in_flight(self) -> None:
+        if not self._link_up:
+            return
+        now = asyncio.get_running_loop().time()
+        recent = (self._rto.srtt or 0.0) / 2  # sent since the damaged frame could have left: not it
+        for req in list(self._pending.values()):
+            if req.fut.done() or not req.retransmit or (not req.control and not self.connected):
+                continue
+            if now - req.sent >= recent:
+                self._stats["fast_resends"] += 1
+                req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
+                self._spawn(self._send(req))
 
     async def _read(self) -> None:
         """Route each reply to the request waiting for its id; count the rest."""
         while True:
             msg = await self.transport.recv()
             self._last_rx = time.monotonic()
-            rid = msg.get("id")
-            fut = self._pending.get(rid) if rid is not None else None
-            if fut is None:
-                # an ERROR about a frame (id nil) or a late reply to a finished request
-                self._stats["errors" if msg.get("t") == messages.ERROR else "stale"] += 1
-            elif fut.done():
+            rid, t = msg.get("id"), msg.get("t")
+            if rid is None:
+                self._stats["errors" if t == messages.ERROR else "stale"] += 1
+                if t == messages.ERROR and msg.get("code") in _FRAME_ERRORS:
+                    self._resend_in_flight()
+                continue
+            req = self._pending.get(rid)
+            if req is None:
+                self._stats["stale"] += 1  # a late reply to a finished request
+            elif req.fut.done():
                 self._stats["duplicates"] += 1
+            elif t == messages.ERROR:
+                self._stats["errors"] += 1
+                code = msg.get("code")
+                if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
+                    self._stats["retries"] += 1
+                    log.info("%s: request %d arrived damaged (%s); re-sending", self.id, rid, errors.name(code))
+                    self._spawn(self._send(req))
+                elif req.control:
+                    req.fut.set_result(msg)  # HELLO / CONFIG say what the refusal means for them
+                elif code not in _TRANSIENT:
+                    req.fut.set_exception(DeviceError(f"{self.id}: {errors.name(code)}: {msg.get('msg', '')}", code))
             else:
-                fut.set_result(msg)
+                self._answered(req, msg)
 
-    async def _exchange(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """One control request and its reply, no retries (HELLO, PING)."""
-        fut = asyncio.get_running_loop().create_future()
-        self._pending[msg["id"]] = fut
+    def _answered(self, req: InFlight, msg: dict[str, Any]) -> None:
+        if req.timer is not None:
+            req.timer.cancel()
+            req.timer = None
+        now = asyncio.get_running_loop().time()
+        if t := msg.get("period_us"):
+            self._pace.reported(t)
+        if req.tries == 1:  # Karn's rule: a re-sent request's timing is ambiguous (and waits inflate it)
+            total = now - req.sent  # = the link's round trip + the board's work queued ahead of the reply
+            if req.ticks:
+                self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
+            self._rto.sample(total - req.ahead * self._pace.tick_s)
+            self._overtaken(req)
+        req.fut.set_result(msg)
+
+    def _overtaken(self, answered: InFlight) -> None:
+        """The board answers in order: a request sent before this one and still unanswered was lost
+        (it or its reply); re-send it now rather than wait out its timer (TCP's fast retransmit)."""
+        for req in self._pending.values():
+            if req is not answered and req.retransmit and not req.fut.done() and req.sent < answered.sent:
+                self._stats["fast_resends"] += 1
+                self._spawn(self._send(req))
+
+    def _drop_link(self, reason: BaseException) -> None:
+        """A send failed or a request went unanswered too long: tell the supervisor to reconnect."""
+        self._last_error = reason
+        self._connected.clear()
+        self._lost.set()
+        self._broken.set()
+
+    async def _control(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """A control request (HELLO, CONFIG), re-sent until answered while the link is open."""
+        req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True)
+        self._pending[msg["id"]] = req
         try:
-            await self.transport.send(msg)
-            return await asyncio.wait_for(fut, timeout)
+            await self._send(req)
+            return await req.fut
         finally:
-            self._pending.pop(msg["id"], None)
+            self._forget(req)
+
+    async def _probe(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One heartbeat probe, sent once: the heartbeat counts the misses."""
+        req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True, retransmit=False)
+        self._pending[msg["id"]] = req
+        try:
+            await self._send(req)
+            return await asyncio.wait_for(req.fut, timeout)
+        finally:
+            self._forget(req)
+
+    def _forget(self, req: InFlight) -> None:
+        self._pending.pop(req.msg["id"], None)
+        if req.timer is not None:
+            req.timer.cancel()
+            req.timer = None
 
     async def _handshake(self) -> None:
-        reply = await self._exchange(messages.hello_request(self._next_id()), self.url["timeout"] + 1.0)
+        reply = await self._control(messages.hello_request(self._next_id()))
         if reply.get("t") != messages.HELLO:
             raise LinkDown(f"HELLO answered with {reply.get('t')!r}: {reply.get('msg', '')}")
         caps = Capabilities.from_hello(reply)
@@ -235,125 +426,150 @@ class AsyncDevice:
         if self.caps is not None and caps.device != self.caps.device:
             raise DeviceError(f"{self.id}: board {caps.device!r} answered where {self.caps.device!r} was; "
                               "reconnect to it by its own URL (its twin is different)")
-        self.hello, self.caps, self.cal = reply, caps, Calibration.for_device(caps, self.url)
+        boot, why = boot_id(reply), self._fresh_hint
+        if self.boot is not None and boot is not None and boot != self.boot:
+            why = f"boot id {self.boot!r} -> {boot!r}"
+        self.hello, self.caps, self.cal, self.boot = reply, caps, Calibration.for_device(caps, self.url), boot
+        if self.settings and boot is None and not why and self._stats["requests"]:
+            # no boot id to tell by: a board back at its default settings has rebooted while we were away
+            with contextlib.suppress(LinkDown):
+                self._check_fresh(await self._control(messages.config_request(self._next_id())))
+            why = self._fresh_hint
+        if self.settings:
+            await self.configure(self.settings, _handshake=True)
+        if why:
+            self._fresh_hint = ""
+            self._stats["reboots"] += 1
+            log.warning("%s: the board rebooted (%s)%s", self.id, why,
+                        f"; configuration re-applied: {self.settings}" if self.settings else "")  # fmt: skip
+
+    async def configure(self, settings: dict[str, int], *, _handshake: bool = False) -> dict[str, Any]:
+        """Set board settings with CONFIG (e.g. {"rest_code": 128}); kept and re-applied on every connect.
+
+        Returns the board's settings after the change. Raises DeviceError if the board refuses them.
+        """
+        if not _handshake and not self.connected:
+            raise DeviceUnavailable(f"{self.id}: not connected")
+        reply = await self._control(messages.config_request(self._next_id(), dict(settings)))
+        if reply.get("t") != messages.CONFIG:
+            code = reply.get("code")
+            raise DeviceError(f"{self.id}: CONFIG {settings} refused: {errors.name(code)}: {reply.get('msg', '')}", code)
+        self.settings = {**self.settings, **settings}
+        return dict(reply.get("config") or {})
 
     async def _heartbeat(self) -> None:
-        """PING an idle link; no answer (within the work queued ahead) means the link is dead."""
-        interval = self.url["heartbeat"]
+        """Probe a silent link; `probes` unanswered in a row mean it is dead. A probe also notices a
+        reboot: a changed boot id, or (a board that states none) its configuration back at defaults."""
+        interval, misses = self.url["heartbeat"], 0
         while True:
             await asyncio.sleep(interval / 2)
             if time.monotonic() - self._last_rx < interval:
+                misses = 0
                 continue
+            rid = self._next_id()
+            probe = messages.config_request(rid) if self.settings and self.boot is None else messages.ping(rid)
+            wait = max(interval, self._rto.rto) + self._pace.seconds(self._ticks_in_flight)
+            sent = time.monotonic()
             try:
-                await self._exchange(messages.ping(self._next_id()), interval + self._expected(0))
+                reply = await self._probe(probe, wait)
             except TimeoutError:
-                raise LinkDown(f"{self.id}: no answer to heartbeat") from None
+                if self._last_rx > sent:  # the board spoke meanwhile (only this probe was lost)
+                    misses = 0
+                    continue
+                misses += 1
+                if misses >= self.url["probes"]:
+                    raise LinkDown(f"{self.id}: {misses} heartbeats unanswered") from None
+                continue
+            misses = 0
+            self._check_fresh(reply)
+
+    def _check_fresh(self, reply: dict[str, Any]) -> None:
+        """Raise LinkDown (so the link re-does HELLO and CONFIG) if the board answers as freshly booted."""
+        boot = boot_id(reply)
+        if boot is not None and self.boot is not None and boot != self.boot:
+            self._fresh_hint = f"boot id {self.boot!r} -> {boot!r}"
+        elif reply.get("t") == messages.CONFIG:
+            now = reply.get("config") or {}
+            lost = {k: now.get(k) for k, v in self.settings.items() if now.get(k) != v}
+            if lost:
+                self._fresh_hint = f"its settings are back at {lost}, not {self.settings}"
+        if self._fresh_hint:
+            raise LinkDown(f"{self.id}: the board answers as freshly booted ({self._fresh_hint})")
 
     async def ping(self) -> float:
         """Round-trip time of one PING, seconds (raises TimeoutError / DeviceUnavailable)."""
         if not self.connected:
             raise DeviceUnavailable(f"{self.id}: not connected")
         start = time.monotonic()
-        await self._exchange(messages.ping(self._next_id()), self._expected(0))
+        await self._probe(messages.ping(self._next_id()), self._rto.rto + self._pace.seconds(self._ticks_in_flight))
         return time.monotonic() - start
 
-    def _expected(self, ticks: int) -> float:
-        """Seconds to allow for `ticks` more plus the work already in flight."""
-        return self.url["timeout"] + 1.5 * (self._ticks_in_flight + ticks) * self._tick_s
-
     # -- measuring ------------------------------------------------------------------------------
-    async def run_chunk(self, drive: np.ndarray, *, fail_fast: bool = False) -> np.ndarray:
-        """One RUN request: drive float32 [b, n_in] (b <= chunk_limit) -> responses float32 [b, n_out].
-
-        Args:
-            fail_fast: raise DeviceUnavailable as soon as the link is down (a pool re-queues the
-                chunk elsewhere) instead of waiting up to `reconnect` seconds for it to come back.
-        """
+    async def _wait_up(self, fail_fast: bool) -> None:
         if self._fatal is not None:
             raise self._fatal
+        if self.connected:
+            return
+        if fail_fast:
+            raise DeviceUnavailable(f"{self.id}: link down ({self._last_error})")
+        left = self.patience - (time.monotonic() - self._down_at) if self.down_since else self.url["reconnect"]
+        if not await self.wait_connected(left):
+            raise self._fatal or self.outage_error()
+
+    async def _issue(self, drive: np.ndarray, fail_fast: bool) -> InFlight:
+        """Take a window slot and send one RUN; the slot is freed when its future completes."""
         if self.cal is None:
             raise DeviceUnavailable(f"{self.id}: not connected yet (call open())")
-        batch = len(drive)
+        await self._wait_up(fail_fast)
         codes = self.cal.encode(drive)
         p = self.url.params
+        batch = len(drive)
         ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
-        async with self._slots:
-            rid = self._next_id()
-            msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
-                               self.cal.drive_width)
-            self._pending[rid] = asyncio.get_running_loop().create_future()
-            self._ticks_in_flight += ticks
-            try:
-                reply = await self._deliver(msg, ticks, fail_fast)
-            finally:
-                self._pending.pop(rid, None)
-                self._ticks_in_flight -= ticks
+        await self._slots.acquire()
+        rid = self._next_id()
+        msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
+                           self.cal.drive_width)
+        req = InFlight(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
+        self._ticks_in_flight += ticks
+        req.ahead = self._ticks_in_flight
+        self._pending[rid] = req
+        req.fut.add_done_callback(functools.partial(self._finished, req))
+        self._first_send = self._first_send or time.monotonic()
+        if self.connected:
+            await self._send(req)
+        elif fail_fast:
+            req.fut.set_exception(DeviceUnavailable(f"{self.id}: link down ({self._last_error})"))
+        return req
+
+    def _finished(self, req: InFlight, _fut: object) -> None:
+        self._forget(req)
+        self._ticks_in_flight -= req.ticks
+        self._slots.release()
+
+    def _result(self, req: InFlight, reply: dict[str, Any]) -> np.ndarray:
+        batch = req.msg["batch"]
         if reply.get("t") != messages.RESULT or reply["batch"] != batch or reply["n_out"] != self.n_out:
             raise DeviceError(f"{self.id}: RUN answered by {reply.get('t')!r} of the wrong shape")
         response = np.frombuffer(reply["resp"], "<u2").reshape(batch, self.n_out)
+        p = self.url.params
         self._stats["samples"] += batch
         self._stats["requests"] += 1
         self._stats["overruns"] += reply["overruns"]
         period = reply["period_us"] * 1e-6 or 1.0 / p["rate"]
         self._stats["busy_s"] += period * batch * (p["settle"] + self.n_in)
         self._last_reply = time.monotonic()
+        assert self.cal is not None
         return self.cal.decode(response)
 
-    async def _deliver(self, msg: dict[str, Any], ticks: int, fail_fast: bool) -> dict[str, Any]:
-        """Send until one reply arrives; re-sends keep the id. Returns the RESULT (or raises)."""
-        rid, tries = msg["id"], 0
-        link_deadline = time.monotonic() + self.url["reconnect"]
-        while True:
-            if not self.connected:
-                if fail_fast or not await self.wait_connected(link_deadline - time.monotonic()):
-                    raise self._fatal or DeviceUnavailable(f"{self.id}: link down ({self._last_error})")
-            lost, fut = self._lost, self._pending[rid]
-            sent = time.monotonic()
-            self._first_send = self._first_send or sent
-            try:
-                await self.transport.send(msg)
-            except LinkDown as e:
-                self._drop_link(e)
-                continue
-            timeout = self._expected(0)
-            lost_wait = asyncio.ensure_future(lost.wait())
-            await asyncio.wait({fut, lost_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            lost_wait.cancel()
-            if fut.done():
-                reply = fut.result()
-                if reply.get("t") != messages.ERROR:
-                    self._learn_tick(time.monotonic() - sent, ticks)
-                    return reply
-                self._stats["errors"] += 1
-                if reply["code"] not in _TRANSIENT:
-                    raise DeviceError(f"{self.id}: {errors.name(reply['code'])}: {reply['msg']}", reply["code"])
-                log.info("%s: request %d answered %s; resending", self.id, rid, errors.name(reply["code"]))
-                self._pending[rid] = asyncio.get_running_loop().create_future()
-            elif lost.is_set():
-                self._stats["retries"] += 1
-                if fail_fast:
-                    raise DeviceUnavailable(f"{self.id}: link lost with a request in flight")
-                log.info("%s: link lost with request %d in flight; resending once it is back", self.id, rid)
-                link_deadline = time.monotonic() + self.url["reconnect"]
-                continue  # not counted against `retries`: the link, not the request, failed
-            tries += 1
-            self._stats["retries"] += 1
-            if tries > self.url["retries"]:
-                raise DeviceUnavailable(f"{self.id}: no reply to request {rid} after {tries} tries")
-            log.info("%s: no reply to request %d within %.3g s; resending (try %d)", self.id, rid, timeout, tries + 1)
+    async def run_chunk(self, drive: np.ndarray, *, fail_fast: bool = False) -> np.ndarray:
+        """One RUN request: drive float32 [b, n_in] (b <= chunk_limit) -> responses float32 [b, n_out].
 
-    def _learn_tick(self, seconds: float, ticks: int) -> None:
-        # An upper bound on seconds per tick (the reply waited for everything in flight before it);
-        # it only ever widens timeouts for boards slower than their nominal clock.
-        observed = seconds / max(1, self._ticks_in_flight)
-        self._tick_s = max(1.0 / self.url["rate"], 0.8 * self._tick_s + 0.2 * observed)
-
-    def _drop_link(self, reason: BaseException) -> None:
-        """A send failed: tell the supervisor to reconnect."""
-        self._last_error = reason
-        self._connected.clear()
-        self._lost.set()
-        self._broken.set()
+        Args:
+            fail_fast: raise DeviceUnavailable as soon as the link is down (a pool re-queues the
+                chunk elsewhere) instead of waiting up to `patience` seconds for it to come back.
+        """
+        req = await self._issue(drive, fail_fast)
+        return self._result(req, await req.fut)
 
     async def run(self, drive: np.ndarray) -> np.ndarray:
         """Measure a batch float32 [B, n_in] -> float32 [B, n_out], split into requests kept `window` deep."""
@@ -361,18 +577,24 @@ class AsyncDevice:
             raise ValueError(f"{self.id} expects drive of shape [B, {self.n_in}], got {list(drive.shape)}")
         if not len(drive):
             return np.zeros((0, self.n_out), np.float32)
-        if not self.connected and not await self.wait_connected(self.url["reconnect"]):
-            raise self._fatal or DeviceUnavailable(f"{self.id}: not connected ({self._last_error})")
+        await self._wait_up(False)
         step = self.chunk_limit
+        if len(drive) <= step:
+            return await self.run_chunk(drive)
+        reqs: list[InFlight] = []
         try:
-            async with asyncio.TaskGroup() as group:  # one failed chunk cancels the rest
-                parts = [group.create_task(self.run_chunk(drive[i : i + step])) for i in range(0, len(drive), step)]
-        except BaseExceptionGroup as e:
-            raise e.exceptions[0] from None
-        return np.concatenate([p.result() for p in parts])
+            for i in range(0, len(drive), step):
+                reqs.append(await self._issue(drive[i : i + step], False))
+            return np.concatenate([self._result(r, await r.fut) for r in reqs])
+        finally:  # one failed chunk ends the call: drop the rest, and read every error so none goes unseen
+            for r in reqs:
+                if not r.fut.done():
+                    r.fut.cancel()
+                elif not r.fut.cancelled():
+                    r.fut.exception()
 
 
-def make_device(url: DeviceURL, *, check: bool = True) -> AsyncDevice:
+def make_device(url: DeviceURL, *, check: bool = True, patience: float | None = None) -> AsyncDevice:
     """An unopened AsyncDevice with the transport the URL's scheme names."""
     transport: Transport
     if url.scheme == "sim":
@@ -387,4 +609,4 @@ def make_device(url: DeviceURL, *, check: bool = True) -> AsyncDevice:
         from .mqtt import MqttTransport
 
         transport = MqttTransport(url)
-    return AsyncDevice(url, transport, check=check)
+    return AsyncDevice(url, transport, check=check, patience=patience)

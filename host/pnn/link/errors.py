@@ -20,6 +20,10 @@ class LinkDown(DeviceUnavailable):
     """The transport lost its link (unplugged port, broker gone, heartbeat unanswered)."""
 
 
+class OutageError(DeviceUnavailable):
+    """Every board of a run stayed unreachable for `patience` seconds: the run stops (after its checkpoint)."""
+
+
 class DeviceError(RuntimeError):
     """The device refused a request (an ERROR reply that re-sending would not change).
 

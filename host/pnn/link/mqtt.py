@@ -84,7 +84,7 @@ class MqttTransport(Transport):
             try:
                 return _wire.decode(payload)
             except ProtocolError:
-                self.bad_frames += 1
+                self.damaged()
 
     async def close(self) -> None:
         client, self._client, self._messages = self._client, None, None

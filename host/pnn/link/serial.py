@@ -75,12 +75,12 @@ class SerialTransport(Transport):
                 raise LinkDown(f"{self.path}: port closed")
             for res in self._decoder.feed(data):
                 if isinstance(res, int):  # BAD_CRC / BAD_FRAME / TOO_LONG: that frame only is lost
-                    self.bad_frames += 1
+                    self.damaged()
                     continue
                 try:
                     self._ready.append(_wire.decode(bytes(res)))
                 except ProtocolError:
-                    self.bad_frames += 1
+                    self.damaged()
         return self._ready.popleft()
 
     async def close(self) -> None:

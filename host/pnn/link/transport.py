@@ -7,6 +7,7 @@ Device core above it owns request ids, timeouts, retries, heartbeats and reconne
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 
@@ -14,10 +15,18 @@ class Transport(ABC):
     """A message link to one board.
 
     `recv` raises `LinkDown` when the link is gone (port closed, broker lost, board offline); frames
-    that arrive damaged are dropped and counted in `bad_frames`, and the link keeps going.
+    that arrive damaged are dropped and counted in `bad_frames`, and the link keeps going; each one
+    also calls `on_bad_frame` (the Device core re-sends what is in flight at once: fast retransmit).
     """
 
     bad_frames: int = 0
+    on_bad_frame: Callable[[], None] | None = None
+
+    def damaged(self) -> None:
+        """A frame arrived damaged: count it and tell the core."""
+        self.bad_frames += 1
+        if self.on_bad_frame is not None:
+            self.on_bad_frame()
 
     @abstractmethod
     async def open(self) -> None:

@@ -27,10 +27,17 @@ _COMMON: dict[str, tuple[type, Any, str]] = {
     "oversample": (int, 1, "ADC reads averaged per tick"),
     "window": (int, 4, "requests in flight"),
     "chunk": (int, 0, "examples per request (0: the most the device takes)"),
-    "timeout": (float, 1.0, "seconds a request may take beyond its expected hardware time"),
-    "retries": (int, 3, "re-sends of a request (same id) before giving up"),
-    "heartbeat": (float, 1.0, "seconds between PINGs on an idle link (0: off)"),
-    "reconnect": (float, 10.0, "seconds to keep trying to (re)connect before requests fail"),
+    "timeout": (float, 1.0, "retransmission timeout before any round trip is measured, seconds (RFC 6298's 1 s)"),
+    "min_rto": (float, 0.02, "least retransmission timeout, seconds (the board's work time is added)"),
+    "max_rto": (float, 8.0, "most retransmission timeout after backoff, seconds (the board's work time is added)"),
+    "give_up": (float, 30.0, "seconds a request may go unanswered on a live link, beyond its board time, "
+                             "before the link is declared down"),
+    "retries": (int, 3, "ignored: requests give up by time (give_up), never by a count of re-sends"),
+    "heartbeat": (float, 1.0, "seconds of silence before a PING probes the link (0: off)"),
+    "probes": (int, 5, "unanswered PINGs in a row that declare the link down"),
+    "reconnect": (float, 10.0, "seconds connect() waits for the first HELLO before it fails"),
+    "patience": (float, 600.0, "seconds requests wait for a lost board to come back before OutageError"),
+    "rest_code": (int, None, "DAC code held between examples, set with CONFIG on every connect (default: the board's)"),
     "dac_lo": (int, None, "DAC code for drive 0.0 (default 0)"),
     "dac_hi": (int, None, "DAC code for drive 1.0 (default the top code)"),
     "adc_lo": (int, None, "ADC code read as response 0.0 (default 0)"),
@@ -69,7 +76,7 @@ class BadURL(UserError, ValueError):
 
 # Parameters that change the measurement (kept in the device id); the rest are link tuning or secrets.
 _IDENTITY = ("seed", "noise", "substeps", "dac_bits", "adc_bits", "n_in", "n_out", "rate", "settle", "oversample",
-             "dac_lo", "dac_hi", "adc_lo", "adc_hi")
+             "dac_lo", "dac_hi", "adc_lo", "adc_hi", "rest_code")
 
 
 def _parse_value(name: str, kind: type, text: str) -> Any:
@@ -183,18 +190,20 @@ def _parse_url(url: str) -> DeviceURL:
 
 
 def _check_ranges(p: dict[str, Any], url: str) -> None:
-    positive = ("n_in", "n_out", "rate", "oversample", "window", "dac_bits", "adc_bits", "max_batch", "baud")
+    positive = ("n_in", "n_out", "rate", "oversample", "window", "dac_bits", "adc_bits", "max_batch", "baud", "probes")
     for name in positive:
         if name in p and p[name] < 1:
             raise BadURL(f"{name} must be >= 1 in {url!r}, got {p[name]}")
-    for name in ("settle", "chunk", "retries", "substeps", "dac_lo", "dac_hi", "adc_lo", "adc_hi"):
+    for name in ("settle", "chunk", "retries", "substeps", "dac_lo", "dac_hi", "adc_lo", "adc_hi", "rest_code"):
         if p.get(name) is None:
             continue
         if p[name] < 0:
             raise BadURL(f"{name} must be >= 0 in {url!r}, got {p[name]}")
-    for name in ("timeout", "heartbeat", "reconnect"):
+    for name in ("timeout", "heartbeat", "reconnect", "patience", "give_up", "min_rto", "max_rto"):
         if not p[name] >= 0:
             raise BadURL(f"{name} must be >= 0 seconds in {url!r}, got {p[name]}")
+    if p["min_rto"] > p["max_rto"]:
+        raise BadURL(f"min_rto={p['min_rto']} > max_rto={p['max_rto']} in {url!r}")
     if p["n_out"] > p["n_in"]:
         raise BadURL(f"n_out={p['n_out']} > n_in={p['n_in']} in {url!r}: each output bin averages drive samples")
     if not 0 <= p.get("drop", 0.0) < 1:

@@ -259,6 +259,7 @@ class FaultyTransport(Transport):
     async def open(self) -> None:
         if time.monotonic() < self._down_until:
             raise LinkDown("injected disconnect: the link is still down")
+        self.inner.on_bad_frame = self.on_bad_frame  # the real link's damaged frames reach the core too
         await self.inner.open()
         self._down = None
         self._inbox = asyncio.Queue()
@@ -329,6 +330,8 @@ class FaultyTransport(Transport):
             for data in d.inj.due(time.monotonic()):
                 payloads, bad = _unframe(data)
                 self.lost_to_corruption += bad
+                if bad and d is self._to_host and self.on_bad_frame is not None:
+                    self.on_bad_frame()  # the host received a damaged frame, as a serial line shows it
                 for payload in payloads:
                     await d.deliver(payload)
 

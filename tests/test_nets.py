@@ -1,0 +1,83 @@
+"""The networks: the linear baseline is the physical net with the physics removed; hybrid options."""
+
+import pytest
+import torch
+from toy_systems import Exact, LeakyTanh
+
+from pnn.data import Task, load_task
+from pnn.nets import TrainConfig, build
+from pnn.train import train
+
+
+@pytest.fixture(scope="module")
+def task():
+    full = load_task("digits")
+    return Task("digits-small", full.x_train[:300], full.y_train[:300], full.x_test, full.y_test, full.classes)
+
+
+def _exact(system):
+    """The system's exact model as a twin, with the response statistics a fitted twin carries."""
+    twin = Exact(system)
+    y = system(torch.rand(256, system.n_in, generator=torch.Generator().manual_seed(0)))
+    twin.y_mean, twin.y_std = y.mean(0), y.std(0)
+    return twin
+
+
+def _shapes(net):
+    return {name: tuple(p.shape) for name, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize(
+    ("n_in", "n_out", "cfg"),
+    [
+        (64, 64, TrainConfig(depth=2)),
+        (96, 32, TrainConfig(depth=1, encoder="concat")),
+        (48, 24, TrainConfig(depth=3, encoder="concat", mix=True, data_width=32)),
+        (64, 16, TrainConfig(depth=2, mix=True)),
+    ],
+)
+def test_linear_baseline_is_the_physical_net_without_physics(task, n_in, n_out, cfg):
+    system = LeakyTanh(n_in, n_out=n_out)
+    twin = _exact(system)
+    pat, _, pat_bodies = build("pat", task, system, twin, cfg)
+    linear, train_bodies, test_bodies = build("linear", task, system, None, cfg)
+    assert _shapes(linear) == _shapes(pat)  # same names, same shapes: nothing added, nothing lost
+    assert all(sum(p.numel() for p in body.parameters()) == 0 for body in train_bodies + test_bodies)
+    # Same seed, same initial values; only what fills the layer slots differs.
+    for (name, a), b in zip(linear.named_parameters(), pat.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    drive = torch.rand(5, n_in)
+    expected = drive.reshape(5, n_out, n_in // n_out).mean(-1)  # the drive, bin-averaged to n_out values
+    assert torch.allclose(test_bodies[0](drive), expected, atol=1e-6)
+    assert pat_bodies[0] is not test_bodies[0]
+
+
+def test_linear_baseline_is_linear_in_the_drive(task):
+    """Removing the physics leaves readout(standardise(drive)): affine in each drive while it is unclipped."""
+    system = LeakyTanh(64)
+    net, _, bodies = build("linear", task, system, None, TrainConfig(depth=1))
+    net.use(bodies).eval()
+    net.encoders[0].a.data.fill_(0.01)  # keep drives far from the clip at 0 and 1
+    x1, x2 = task.x_test[:4], task.x_test[4:8]
+    mid = net((x1 + x2) / 2)
+    assert torch.allclose(mid, (net(x1) + net(x2)) / 2, atol=1e-4)
+
+
+def test_linear_and_hybrid_learn(task):
+    system = LeakyTanh(64, gain=3.0)
+    twin = _exact(system)
+    linear = train("linear", task, system, None, TrainConfig(depth=1, epochs=3), show_progress=False)
+    assert linear.test_accuracy > 0.5  # chance is 0.1
+    hybrid = train("pat", task, system, twin, TrainConfig(depth=2, epochs=3, mix=True), show_progress=False)
+    assert hybrid.test_accuracy > 0.5
+    assert hybrid.net.mixes[1].weight.shape == (64, 64)
+
+
+def test_drives_are_what_each_layer_slot_sees(task):
+    system = LeakyTanh(64)
+    net, _, bodies = build("pat", task, system, _exact(system), TrainConfig(depth=2))
+    net.use(bodies)
+    pairs = net.drives(task.x_test[:6])
+    assert [d.shape for d, _ in pairs] == [(6, 64), (6, 64)]
+    assert torch.allclose(pairs[1][1], system(pairs[1][0]))
+    assert all(float(d.min()) >= 0 and float(d.max()) <= 1 for d, _ in pairs)
