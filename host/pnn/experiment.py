@@ -18,6 +18,7 @@ from rich.console import Console
 
 from . import config, provenance
 from .data import load_task
+from .link.errors import UserError
 from .report import regenerate, summary_table
 from .store import DataStore
 from .system import PhysicalSystem
@@ -28,7 +29,7 @@ CHUNK = 256  # drives per measurement call and per durable store chunk: a crash 
 ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserError, ValueError):
     """An experiment that cannot run; the message says how to mend it."""
 
 
@@ -60,10 +61,19 @@ def make_system(spec: dict[str, Any]) -> PhysicalSystem:
         return connect_all(spec["url"], **({"patience": spec.get("patience", config.SystemSection.patience)} if takes else {}))
     from . import physics
 
-    if spec["kind"] not in physics.KINDS:
-        raise ExperimentError(f"unknown system kind '{spec['kind']}'; choose one of {', '.join(physics.KINDS)} or give a url")
-    noise = physics.Noise(**spec["noise"])
-    return physics.KINDS[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
+    kinds = physics.KINDS
+    if spec["kind"] not in kinds:
+        raise ExperimentError(f"unknown system kind '{spec['kind']}'; choose one of {', '.join(kinds)} or give a url")
+    try:
+        noise = physics.Noise(**spec["noise"])
+    except TypeError as e:
+        raise ExperimentError(f"bad [system.noise]: {e}") from e
+    except ValueError as e:  # the physics checks every value it is given; here they come from the file
+        raise ExperimentError(f"bad [system.noise]: {e}") from e
+    try:
+        return kinds[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
+    except ValueError as e:
+        raise ExperimentError(f"bad [system]: {e}") from e
 
 
 def collect_data(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True) -> DataStore:

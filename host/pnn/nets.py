@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .data import Task
+from .link.errors import UserError
 from .pat import PhysicalLayer, TwinSpec
 from .system import PhysicalSystem, as_twins, measure
 from .twin_models import bin_matrix
@@ -37,6 +38,10 @@ Trainer = Literal["digital", "linear", "in-silico", "pat", "pat-pipelined", "pat
 TRAINERS: tuple[Trainer, ...] = ("digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat",
                                  "spsa", "cma-es", "local")
 """Every trainer `pnn.train.train` runs; each is a step function on train.py's one epoch loop (pnn.trainers)."""
+
+
+class WidthError(UserError, ValueError):
+    """The task's inputs cannot fill the system's drive (its n_in); the message says how to mend it."""
 
 
 @dataclass
@@ -70,7 +75,7 @@ def _fit_width(h: torch.Tensor, width: int) -> torch.Tensor:
     """Hold each value for width / n ticks (a DAC holding a pixel), so n features drive `width` samples."""
     n = h.shape[1]
     if width % n:
-        raise ValueError(f"an input of {n} values cannot fill a drive of {width} samples; use a multiple of {n}")
+        raise WidthError(f"an input of {n} values cannot fill a drive of {width} samples; use a multiple of {n}")
     return h.repeat_interleave(width // n, dim=1)
 
 
@@ -96,7 +101,7 @@ class ConcatEncoder(nn.Module):
     def __init__(self, n_data: int, n_in: int, gen: torch.Generator) -> None:
         super().__init__()
         if n_in <= n_data:
-            raise ValueError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
+            raise WidthError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
         self.a = nn.Parameter(0.2 + 0.02 * torch.randn(n_data, generator=gen))
         self.b = nn.Parameter(0.7 + 0.02 * torch.randn(n_data, generator=gen))
         self.theta = nn.Parameter(0.5 + 0.2 * torch.rand(n_in - n_data, generator=gen))
