@@ -29,7 +29,7 @@ def test_train_writes_a_complete_run_folder_and_report_regenerates_it(tmp_path):
         assert (run / name).exists(), name
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["accuracy"]) == {"in-silico", "pat"} and summary["accuracy"]["pat"] > 0.2
-    assert (run / "checkpoints" / "pat.pt").exists()
+    assert (run / "checkpoints" / "pat.seed0.pt").exists()
     (run / "training.png").unlink()
     assert main(["report", str(run)]) == 0
     assert (run / "training.png").stat().st_size > 10_000

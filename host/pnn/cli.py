@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import re
 import shutil
 import signal
@@ -22,10 +23,10 @@ from . import __version__
 if TYPE_CHECKING:
     from rich.console import Console
 
-DEMO_SYSTEMS = ("electronic", "mechanical", "optical")
+from .link.errors import NotPnnFirmware, UserError
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A mistake the user can mend; printed as one line."""
 
 
@@ -100,20 +101,24 @@ def _fresh_out(path: Path, resume: bool) -> None:
     held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (path / n).exists()]
     if held:
         raise UsageError(f"--out {path}: that folder already holds a run ({', '.join(held)}); give a new --out "
-                         "folder" + (", or --resume to continue it" if _HAS_RESUME else ""))  # fmt: skip
+                         "folder, or --resume to continue it")  # fmt: skip
 
-
-_HAS_RESUME = False  # set when `pnn train --resume` exists (the parser says)
 
 
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
+    from . import experiment
+
+    if args.resume:
+        console.print(f"[bold]pnn train[/] resuming {args.resume}")
+        experiment.run(experiment.load_run(args.resume), Path(args.resume), console=console, resume=True)
+        return 0
+    if args.experiment is None:
+        raise UsageError("pnn train needs an experiment file (e.g. examples/electronic-digits.toml) or --resume RUN_FOLDER")
     from . import config
 
     cfg = config.load(args.experiment, _train_flags(args)).as_dict()  # every value checked before measuring
     run_dir = Path(args.out) if args.out else new_run_dir(args.runs, cfg["experiment"]["name"])
-    _fresh_out(run_dir, bool(getattr(args, "resume", False)))
-    from . import experiment
-
+    _fresh_out(run_dir, False)
     console.print(f"[bold]pnn train[/] {args.experiment} -> {run_dir}")
     experiment.run(cfg, run_dir, console=console)
     return 0
@@ -197,76 +202,6 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 # -- boards: flash, devices, calibrate -----------------------------------------------------------
 
 
-def _boards_hint() -> str:
-    from .boards.flash import board_names
-
-    return "|".join(n for n in board_names() if n != "sim")
-
-
-def _serial_problem(path: str) -> str:
-    """What answers on a serial port that did not answer HELLO as pnn firmware, and how to mend it."""
-    from .boards.flash import knock
-
-    k = knock(path, timeout=0.5)  # NoAnswer (no such port, no permission) propagates with its own fix
-    flash = f"pnn flash {path} --board {_boards_hint()}"
-    if k.kind == "repl":
-        return f"{path} answers like a bare MicroPython REPL, not the pnn firmware: flash it with `{flash}`"
-    if k.kind == "silent":
-        return (f"no answer to HELLO on {path}: is the board flashed with pnn firmware? run `{flash}` "
-                "(and check it is the board's port: `pnn devices`)")  # fmt: skip
-    if k.kind == "version":
-        return f"{path} runs {k.describe()}: {_version_fix(flash)}"
-    if k.kind == "garbage":
-        return (f"{path} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the board's port, "
-                "and the baud rate right (URL ?baud=N for a UART adapter)?")  # fmt: skip
-    return f"{path} answers HELLO now ({k.describe()}); it was busy or resetting: try again"
-
-
-def _version_fix(flash: str) -> str:
-    return f"flash the firmware of this pnn version with `{flash}`, or install the pnn version that matches the board"
-
-
-def _mqtt_problem(host: str, port: int, device: str | None) -> str:
-    """Is the broker there at all? Then the board is the problem."""
-    import socket
-
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError as e:
-        return (f"cannot reach the MQTT broker at {host}:{port} ({e.strerror or e}): is mosquitto running there, "
-                "and are the host and port right?")  # fmt: skip
-    if device is None:
-        return f"no pnn board has reported to the broker {host}:{port}: are the boards powered and on Wi-Fi?"
-    return (f"board {device!r} does not answer through the broker {host}:{port}: is it powered, on Wi-Fi and "
-            f"flashed with mqtt.id {device!r}? (`pnn devices --mqtt {host}:{port}` lists the boards online)")
-
-
-def _refused(error: str) -> bool:
-    """Did the broker turn the credentials down (MQTT v5 reason 135 / v3 return code 5)?"""
-    return "Not authorized" in error or "not authorised" in error.lower()
-
-
-def _refused_fix(host: str, port: int, where: str) -> str:
-    return f"the MQTT broker at {host}:{port} refused the user name and password: give the broker's own in {where}"
-
-
-def _explain(url: str, error: Exception) -> str:
-    """One line for a board that could not be reached at `url`: what is wrong and how to mend it."""
-    from .link.url import parse_url
-
-    u = parse_url(url)
-    if "speaks protocol" in str(error) or "protocol version" in str(error):
-        where, port = (u.target, u.target) if u.scheme == "serial" else (url.split("?")[0], "PORT")
-        return f"{where}: {error}; {_version_fix(f'pnn flash {port} --board {_boards_hint()}')}"
-    if u.scheme == "serial":
-        return _serial_problem(u.target)
-    if u.scheme == "mqtt" and _refused(str(error)):
-        return _refused_fix(u.host, u.port, "the URL (mqtt://user:password@host:port/<device-id>)")
-    if u.scheme == "mqtt":
-        return _mqtt_problem(u.host, u.port, u.target)
-    return str(error)
-
-
 def cmd_flash(args: argparse.Namespace, console: Console) -> int:
     from .boards import flash
 
@@ -305,10 +240,10 @@ def _flash(args: argparse.Namespace, console: Console) -> int:
             raise flash.FlashError(f"{port} runs pnn firmware but did not return to the REPL: hold the board's "
                                    "boot_skip pin low while resetting it (firmware/README.md), then flash again")
     elif found.kind == "silent":
-        raise flash.NoAnswer(f"nothing answers on {port}, neither pnn firmware nor a MicroPython REPL: is MicroPython "
+        raise NotPnnFirmware(f"nothing answers on {port}, neither pnn firmware nor a MicroPython REPL: is MicroPython "
                              "on the board (hardware/first-run.md, step 2) and is this its port (`pnn devices`)?")
     elif found.kind == "garbage":
-        raise flash.NoAnswer(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
+        raise NotPnnFirmware(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
                              "board's port, and is MicroPython on it (hardware/first-run.md, step 2)?")
     with console.status(f"asking MicroPython on {port} which board it is"):
         platform, machine, answer_s = flash.identify(port)
@@ -358,31 +293,6 @@ def _broker_url(text: str) -> str:
     return url
 
 
-def _row_problem(row: dict) -> str:
-    """Why a `pnn devices` row is not online, and how to mend it (one phrase)."""
-    from urllib.parse import urlsplit
-
-    from .boards.flash import NoAnswer
-
-    url, error = row["url"], row.get("error", "")
-    parts = urlsplit(url)
-    if row["status"] == "broker unreachable" and _refused(error):
-        return _refused_fix(parts.hostname or "", parts.port or 1883, "--mqtt user:password@host:port")
-    if row["status"] == "broker unreachable":
-        return _mqtt_problem(parts.hostname or "", parts.port or 1883, None)
-    if "speaks protocol" in error or "protocol version" in error:
-        port = parts.path if parts.scheme == "serial" else "PORT"
-        return f"{url}: {error}; {_version_fix(f'pnn flash {port} --board {_boards_hint()}')}"
-    if parts.scheme == "serial":
-        try:
-            return _serial_problem(parts.path)
-        except NoAnswer as e:
-            return str(e)
-    if row["status"] != "no answer":
-        return f"{url} is {row['status']} (its last word to the broker): power it up and check its Wi-Fi"
-    return _mqtt_problem(parts.hostname or "", parts.port or 1883, parts.path.strip("/"))
-
-
 def _device_args(urls: list[str], serial: list[str], mqtt: list[str]) -> tuple[list[str], list[str]]:
     """Ports and brokers from URLs and --serial / --mqtt values: serial:///dev/pts/3 is the port /dev/pts/3."""
     ports, brokers = [], list(mqtt)
@@ -398,38 +308,15 @@ def _device_args(urls: list[str], serial: list[str], mqtt: list[str]) -> tuple[l
     return ports, brokers
 
 
-# Probe a slow board again allowing this many of its measured HELLO round trips per request: the async
-# client's open (port set-up, HELLO, three PINGs) on a loaded host takes ~3x a bare knock, and load varies.
-SLOW_BOARD_FACTOR = 10.0
-
-
-def _probe_slow_board(row: dict) -> dict:
-    """A serial row that missed the quick probe but answers a knock's HELLO: probe it again with a timeout
-    from the round trip the knock measured (an emulated or busy board answers in seconds, not 0.5 s)."""
-    from .boards.discover import PROBE_TIMEOUT_S, list_devices
-    from .boards.flash import NoAnswer, knock
-
-    if row["status"] == "online" or not row["url"].startswith("serial://"):
-        return row
-    path = row["url"][len("serial://") :]
-    try:
-        k = knock(path, timeout=2 * PROBE_TIMEOUT_S)
-    except NoAnswer:
-        return row
-    if k.kind != "pnn":
-        return row
-    again = list_devices([path], scan_usb=False, timeout=max(PROBE_TIMEOUT_S, SLOW_BOARD_FACTOR * k.seconds))
-    return dict(again[0], hint=row.get("hint", "")) if again else row
-
-
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
+    from .boards import diagnose
     from .boards.discover import list_devices, table
 
     serial, mqtt = _device_args(args.urls, args.serial, args.mqtt)
     brokers = [_broker_url(b) for b in mqtt]
     with console.status("asking every port and broker for HELLO"):
         rows = list_devices(serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
-    rows = [_probe_slow_board(r) for r in rows]
+    rows = [diagnose.probe_slow_board(r) for r in rows]
     for r in rows:  # a broker row carries the URL as given: keep its password off the screen
         r["url"] = re.sub(r"^(mqtt://)[^/@]*@", r"\1", r["url"])
     if args.json:
@@ -439,18 +326,20 @@ def cmd_devices(args: argparse.Namespace, console: Console) -> int:
     if any(r["status"] == "online" for r in rows):
         for r in rows:
             if r["status"] != "online" and not args.json:
-                console.print(f"not answering: {_row_problem(r)}", highlight=False)
+                console.print(f"not answering: {diagnose.row_problem(r)}", highlight=False)
         return 0
     if not rows:
         raise UsageError("no boards found: plug one in by USB (USB ports are scanned), or name one with "
                          "--serial PATH or --mqtt HOST:PORT")  # fmt: skip
-    raise UsageError("no board answered: " + "; ".join(_row_problem(r) for r in rows))
+    raise UsageError("no board answered: " + "; ".join(diagnose.row_problem(r) for r in rows))
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .boards import calibrate as cal
+    from .boards import diagnose
+    from .link.errors import ProtocolVersionError
 
     settings = cal.Settings(args.levels, args.sweeps, args.hold_ms, args.reads)
     cal.measurement_url(args.url, settings)  # a bad URL or setting fails here, before any waiting
@@ -462,12 +351,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
                                    lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
     except cal.BoardLost:
         raise
-    except ConnectionError as e:
-        raise UsageError(_explain(args.url, e)) from None
-    except ValueError as e:
-        if "protocol" not in str(e):
-            raise
-        raise UsageError(_explain(args.url, e)) from None
+    except (ConnectionError, ProtocolVersionError) as e:
+        raise UsageError(diagnose.explain(args.url, e)) from None
     json_path, png_path = cal.save(result, args.out)
     console.print(cal.summary(result))
     console.print(f"saved {json_path} and {png_path}")
@@ -506,12 +391,15 @@ _PARSER_OPTIONS: list[list[str]] = []  # every option string of every subcommand
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pnn", description="Physical neural networks with physics-aware training.")
     parser.add_argument("--version", action="version", version=f"pnn {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also say what the links do (connects, resends); warnings are always shown")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="train a physical network on a simulated board (no hardware needed)",
                           description="Simulated board -> twin data -> twin fit -> digital, in-silico and PAT "
                           "training -> table and plots in a run folder.")
-    demo.add_argument("--system", choices=DEMO_SYSTEMS, default="electronic", help="which simulated system")
+    demo.add_argument("--system", default="electronic", help="which simulated system: one of pnn.physics.KINDS "
+                      "(electronic, mechanical, optical)")
     demo.add_argument("--quick", action="store_true", help="a much shorter run, for a first look")
     demo.add_argument("--seed", type=int, default=0, help="board seed, and the first training seed")
     demo.add_argument("--seeds", type=int, help=f"training seeds to average over (default {DEMO_SEEDS})")
@@ -520,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=cmd_demo)
 
     tr = sub.add_parser("train", help="run an experiment from a TOML file (see examples/)")
-    tr.add_argument("experiment", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("experiment", nargs="?", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("--resume", metavar="RUN_FOLDER", help="continue a stopped or killed run from its last checkpoint")
     tr.add_argument("--epochs", type=int, help="override [train] epochs")
     tr.add_argument("--seeds", type=int, help="override [train] seeds: training seeds to average over")
     tr.add_argument("--trainers", help="override [train] trainers, comma-separated (e.g. digital,pat)")
@@ -601,9 +490,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever sys.stderr is when a record comes (tests swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+_LOG_HANDLER = _Stderr()
+_LOG_HANDLER.setFormatter(logging.Formatter("pnn: %(levelname)s: %(name)s: %(message)s"))
+
+
+def show_logs(verbose: bool) -> None:
+    """Print the `pnn.*` loggers' records on stderr: warnings (a link that dropped, a reconnect), and with
+    -v what the links do (connects, resends)."""
+    logger = logging.getLogger("pnn")
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    if _LOG_HANDLER not in logger.handlers:
+        logger.addHandler(_LOG_HANDLER)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_logs(args.verbose)
     from rich.console import Console
 
     # Long paths stay on one line (greppable); tables get 120 columns when stdout is not a terminal.
@@ -613,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, console)
-    except (UsageError, ValueError, FileNotFoundError, ConnectionError) as e:
+    except (UserError, FileNotFoundError, ConnectionError) as e:  # what a person mends; a bug keeps its traceback
         print(f"pnn {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

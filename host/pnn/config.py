@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .datasets import VOWELS as PACKAGED_VOWELS  # shipped with pnn: datasets/README.md
+from .link.errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A setting that cannot run; the one-line message names the key, the value and what is allowed."""
 
 

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .link.errors import UserError
+
 TASKS = ("digits", "vowels", "mnist", "fashion-mnist")
 FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
 
 
-class TaskError(ValueError):
+class TaskError(UserError, ValueError):
     """A task that cannot be loaded; the message says how to mend it."""
 
 

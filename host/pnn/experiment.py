@@ -18,6 +18,7 @@ from rich.console import Console
 
 from . import config, provenance
 from .data import load_task
+from .link.errors import UserError
 from .report import regenerate, summary_table
 from .store import DataStore
 from .system import PhysicalSystem
@@ -28,7 +29,7 @@ CHUNK = 256  # drives per measurement call and per durable store chunk: a crash 
 ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
 
 
-class ExperimentError(ValueError):
+class ExperimentError(UserError, ValueError):
     """An experiment that cannot run; the message says how to mend it."""
 
 
@@ -42,6 +43,14 @@ def load(path: str | Path, overrides: dict[str, config.Flag] | None = None) -> d
     return config.load(path, overrides).as_dict()
 
 
+def load_run(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved config a run folder was started with (for resuming it)."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ExperimentError(f"'{run_dir}' is not a run folder (no config.json); give the folder pnn train wrote")
+    return json.loads(path.read_text())
+
+
 def make_system(spec: dict[str, Any]) -> PhysicalSystem:
     """A simulated system by kind, or a device / pool by URL (`url`, or a list of URLs)."""
     if spec.get("url"):
@@ -52,10 +61,19 @@ def make_system(spec: dict[str, Any]) -> PhysicalSystem:
         return connect_all(spec["url"], **({"patience": spec.get("patience", config.SystemSection.patience)} if takes else {}))
     from . import physics
 
-    if spec["kind"] not in physics.KINDS:
-        raise ExperimentError(f"unknown system kind '{spec['kind']}'; choose one of {', '.join(physics.KINDS)} or give a url")
-    noise = physics.Noise(**spec["noise"])
-    return physics.KINDS[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
+    kinds = physics.KINDS
+    if spec["kind"] not in kinds:
+        raise ExperimentError(f"unknown system kind '{spec['kind']}'; choose one of {', '.join(kinds)} or give a url")
+    try:
+        noise = physics.Noise(**spec["noise"])
+    except TypeError as e:
+        raise ExperimentError(f"bad [system.noise]: {e}") from e
+    except ValueError as e:  # the physics checks every value it is given; here they come from the file
+        raise ExperimentError(f"bad [system.noise]: {e}") from e
+    try:
+        return kinds[spec["kind"]](n_in=spec["n_in"], n_out=spec["n_out"], seed=spec["seed"], noise=noise)
+    except ValueError as e:
+        raise ExperimentError(f"bad [system]: {e}") from e
 
 
 def collect_data(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True) -> DataStore:
@@ -101,9 +119,11 @@ def obtain_twin(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, s
 def evaluate(run_dir: Path, trainer: str = "pat") -> float:
     """Re-measure a trained network's test accuracy on the system (which may have drifted since)."""
     run_dir = Path(run_dir)
-    checkpoint_path = run_dir / "checkpoints" / f"{trainer}.pt"
-    if not checkpoint_path.exists():
-        raise ExperimentError(f"no checkpoint {checkpoint_path}; train with trainer '{trainer}' first")
+    # one checkpoint per seed (trainer.seedN.pt): the network of the last seed trained
+    found = sorted((run_dir / "checkpoints").glob(f"{trainer}.seed*.pt"), key=lambda p: int(p.stem.rsplit("seed", 1)[1]))
+    if not found:
+        raise ExperimentError(f"no checkpoint for trainer '{trainer}' in {run_dir / 'checkpoints'}; train with it first")
+    checkpoint_path = found[-1]
     cfg = json.loads((run_dir / "config.json").read_text())
     task = load_task(cfg["task"]["name"], cfg["task"]["data"])
     system = make_system(cfg["system"])
@@ -115,12 +135,14 @@ def evaluate(run_dir: Path, trainer: str = "pat") -> float:
     return accuracy(net, task.x_test, task.y_test)[0]
 
 
-def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None
-        ) -> dict[str, Any]:
+def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None,
+        resume: bool = False) -> dict[str, Any]:
     """Run an experiment (every trainer, for each of [train] seeds); returns the summary (run_dir/summary.json).
 
     Each number the summary, metrics.jsonl, predictions.json and the plots show comes from one
-    evaluation: the last epoch's test pass of each trainer and seed.
+    evaluation: the last epoch's test pass of each trainer and seed. With `resume`, each trainer
+    and seed continues from run_dir's checkpoint (a finished one is not re-run) and the twin(s)
+    saved there are reused.
     """
     console = console or Console()
     run_dir = Path(run_dir)
@@ -144,7 +166,8 @@ def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True,
     for seed in seeds:
         for trainer in cfg["train"]["trainers"]:
             tc = TrainConfig(**{**train_keys, "seed": seed})
-            results[trainer].append(train(trainer, task, system, twin, tc, run_dir=run_dir, show_progress=show_progress))
+            results[trainer].append(train(trainer, task, system, twin, tc, run_dir=run_dir,
+                                         show_progress=show_progress, resume=resume))
     (run_dir / "predictions.json").write_text(json.dumps({
         "classes": task.classes, "truth": task.y_test.tolist(), "seeds": seeds,
         "predicted": {t: [r.predictions.tolist() for r in rs] for t, rs in results.items()}}))  # fmt: skip

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
+from .link.errors import UserError
+
 NEEDED = {
     "config.json": "the resolved configuration (not a run folder made by pnn demo / pnn train)",
     "run.json": "the run record (versions, boards, seeds)",
@@ -23,7 +25,7 @@ NEEDED = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """The folder is not a run folder, or lacks what a plot needs."""
 
 

@@ -14,10 +14,13 @@ import time
 import tty
 from pathlib import Path
 
+from ..link.errors import UserError
+from ..link.relay import PtyRelay
+
 FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
 
 
-class SimBoardError(RuntimeError):
+class SimBoardError(UserError, RuntimeError):
     """The simulated board could not start; the message says why."""
 
 
@@ -48,8 +51,6 @@ class SimBoard:
 
     def __init__(self, seed: int = 0, mqtt: str | None = None, device_id: str | None = None,
                  folder: str | os.PathLike[str] | None = None) -> None:
-        from ..testing.faults import Faults, FaultyCable
-
         self.folder = Path(folder) if folder else Path(os.environ.get("TMPDIR", "/tmp")) / f"pnn-sim-{os.getpid()}-{seed}"
         self._own_folder = folder is None  # ours to remove on a clean stop; kept when the firmware failed
         self.failed = False
@@ -81,7 +82,7 @@ class SimBoard:
             raise
         if not mqtt:
             # A USB board appears as a path the trainer opens; the cable relays it to the firmware's pty.
-            self._cable = FaultyCable(self._master, Faults(), folder=self.folder)
+            self._cable = PtyRelay(self._master, folder=self.folder)
             self.url = f"serial://{self._cable.path}"
 
     def respawn(self) -> None:

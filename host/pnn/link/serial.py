@@ -18,7 +18,7 @@ from pnn_protocol import FrameDecoder, frame
 from pnn_protocol.errors import ProtocolError
 
 from . import wire as _wire
-from .errors import LinkDown, NoSuchDevice
+from .errors import LinkDown, PortNotFound
 from .transport import Transport
 from .url import DeviceURL
 
@@ -42,7 +42,7 @@ class SerialTransport(Transport):
         try:
             self._reader, self._writer = await serialx.open_serial_connection(url=self.path, baudrate=self.url["baud"])
         except FileNotFoundError as e:
-            raise NoSuchDevice(f"no serial port {self.path}") from e
+            raise PortNotFound(f"no serial port {self.path}") from e
         except (OSError, serialx.SerialException) as e:
             raise LinkDown(f"cannot open {self.path}: {e}") from e
         self._decoder.reset()

@@ -24,6 +24,7 @@ from .electronic import Electronic, ElectronicParts
 from .mechanical import Mechanical, MechanicalParts
 from .optical import Optical
 
-KINDS = {"electronic": Electronic, "mechanical": Mechanical, "optical": Optical}  # the one list of simulated kinds
+# The one list of simulated system kinds: experiment files, sim:// URLs and `pnn demo --system` derive theirs from it.
+KINDS = {"electronic": Electronic, "mechanical": Mechanical, "optical": Optical}
 
 __all__ = ["KINDS", "Electronic", "ElectronicParts", "Mechanical", "MechanicalParts", "Noise", "Optical"]
