@@ -78,7 +78,7 @@ def main() -> None:
             k = flash.wait_for_firmware(emu.tty, 600)
             rows["hello_after_reset_s"] = time.monotonic() - t0 if k.kind == "pnn" else None
             for rate in RATES:
-                url = f"serial://{emu.tty}?n_in={a.n}&n_out={a.n}&rate={rate}&settle=8&timeout=120&heartbeat=0"
+                url = f"serial://{emu.tty}?n_in={a.n}&n_out={a.n}&rate={rate}&settle=8&timeout=120&reconnect=600&heartbeat=0"
                 with connect(url) as dev:
                     drive = torch.rand(a.batch, a.n)
                     dev(drive[:1])  # connect and warm up
