@@ -72,6 +72,11 @@ def new_run_dir(root: str, name: str) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    from . import physics  # the one list of kinds; read here, not at parse time, so --help needs no torch
+
+    if args.system not in physics.KINDS:
+        choices = ", ".join(repr(k) for k in physics.KINDS)
+        args.parser.error(f"argument --system: invalid choice: {args.system!r} (choose from {choices})")
     cfg = demo_config(args.system, args.quick, args.seed, args.data, args.seeds)
     from . import experiment
 
@@ -405,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seeds", type=int, help=f"training seeds to average over (default {DEMO_SEEDS})")
     demo.add_argument("--data", help="another vowels CSV for the optical demo (default: the subset shipped with pnn)")
     demo.add_argument("--runs", default="runs", help="folder for run folders (default: runs)")
-    demo.set_defaults(handler=cmd_demo)
+    demo.set_defaults(handler=cmd_demo, parser=demo)
 
     tr = sub.add_parser("train", help="run an experiment from a TOML file (see examples/)")
     tr.add_argument("experiment", nargs="?", help="experiment file, e.g. examples/electronic-digits.toml")
