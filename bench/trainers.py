@@ -35,11 +35,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pnn import physics
+from pnn.counting import counting
 from pnn.data import Task, load_task
 from pnn.nets import TRAINERS
 from pnn.train import TrainConfig, train
 from pnn.trainers import TWIN_FREE
-from pnn.trainers.count import counting
 from pnn.twin import fit_twin
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -120,7 +120,7 @@ def test_runlog_keeps_exactly_the_checkpointed_rows(tmp_path) -> None:
             log.append({"trainer": trainer, "epoch": epoch})
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"trainer": "b", "ep')  # torn by a kill mid-write
-    log.begin("b", [{"trainer": "b", "epoch": 1}, {"trainer": "b", "epoch": 2}])
+    log.begin("b", 0, [{"trainer": "b", "epoch": 1}, {"trainer": "b", "epoch": 2}])
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(r["trainer"], r["epoch"]) for r in rows] == [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2)]
     log.save("b", {"epoch": 2, "w": torch.ones(3)})

@@ -11,10 +11,10 @@ import torch
 from toy_systems import LeakyTanh
 
 from pnn import fit_twin
+from pnn.counting import counting
 from pnn.data import Task, load_task
 from pnn.devices import connect
 from pnn.train import TrainConfig, accuracy, train
-from pnn.trainers.count import counting
 
 
 @pytest.fixture(scope="module")

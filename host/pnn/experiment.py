@@ -153,47 +153,52 @@ def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True,
     _write_record(run_dir, record)
     task = load_task(cfg["task"]["name"], cfg["task"]["data"])
     system = make_system(cfg["system"])
-    record["boards"] = provenance.boards(system)
-    _write_record(run_dir, record)
-    started = time.perf_counter()
+    try:
+        record["boards"] = provenance.boards(system)
+        _write_record(run_dir, record)
+        started = time.perf_counter()
 
-    twin = obtain_twin(cfg, system, run_dir, show_progress=show_progress)
-    twins = twin if isinstance(twin, dict) else {"": twin}
-    twin_seconds = time.perf_counter() - started
+        twin = obtain_twin(cfg, system, run_dir, show_progress=show_progress)
+        twins = twin if isinstance(twin, dict) else {"": twin}
+        twin_seconds = time.perf_counter() - started
 
-    train_keys = {k: v for k, v in cfg["train"].items() if k not in ("trainers", "seeds")}
-    results: dict[str, list] = {t: [] for t in cfg["train"]["trainers"]}
-    for seed in seeds:
-        for trainer in cfg["train"]["trainers"]:
-            tc = TrainConfig(**{**train_keys, "seed": seed})
-            results[trainer].append(train(trainer, task, system, twin, tc, run_dir=run_dir,
-                                         show_progress=show_progress, resume=resume))
-    (run_dir / "predictions.json").write_text(json.dumps({
-        "classes": task.classes, "truth": task.y_test.tolist(), "seeds": seeds,
-        "predicted": {t: [r.predictions.tolist() for r in rs] for t, rs in results.items()}}))  # fmt: skip
-    summary = {
-        "name": cfg["experiment"]["name"],
-        "task": task.name,
-        "n_test": len(task.y_test),
-        "n_classes": task.n_classes,
-        "system": cfg["system"]["url"] or cfg["system"]["kind"],
-        "depth": cfg["train"]["depth"],
-        "seeds": seeds,
-        "twin_nrmse": max(t.nrmse for t in twins.values()),  # the worst board's, where a pool has several
-        "twin_nrmse_per_board": {s: t.nrmse for s, t in twins.items()},
-        "twin_seconds": twin_seconds,
-        "accuracy": {t: _mean([r.test_accuracy for r in rs]) for t, rs in results.items()},
-        "accuracy_std": {t: _std([r.test_accuracy for r in rs]) for t, rs in results.items()},
-        "accuracy_per_seed": {t: [r.test_accuracy for r in rs] for t, rs in results.items()},
-        "seconds": {t: sum(r.seconds for r in rs) for t, rs in results.items()},
-        "total_seconds": time.perf_counter() - started,
-        "run_dir": str(run_dir),
-    }
-    if hasattr(system, "stats"):  # boards: per-device throughput, retries and errors for the report
-        stats = system.stats()
-        per_device = stats if all(isinstance(v, dict) for v in stats.values()) else {cfg["system"]["url"]: stats}
-        (run_dir / "devices.json").write_text(json.dumps(per_device, indent=1, default=str))
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))  # written last: the run is complete
+        train_keys = {k: v for k, v in cfg["train"].items() if k not in ("trainers", "seeds")}
+        results: dict[str, list] = {t: [] for t in cfg["train"]["trainers"]}
+        for seed in seeds:
+            for trainer in cfg["train"]["trainers"]:
+                tc = TrainConfig(**{**train_keys, "seed": seed})
+                results[trainer].append(train(trainer, task, system, twin, tc, run_dir=run_dir,
+                                             show_progress=show_progress, resume=resume))
+        (run_dir / "predictions.json").write_text(json.dumps({
+            "classes": task.classes, "truth": task.y_test.tolist(), "seeds": seeds,
+            "predicted": {t: [r.predictions.tolist() for r in rs] for t, rs in results.items()}}))  # fmt: skip
+        summary = {
+            "name": cfg["experiment"]["name"],
+            "task": task.name,
+            "n_test": len(task.y_test),
+            "n_classes": task.n_classes,
+            "system": cfg["system"]["url"] or cfg["system"]["kind"],
+            "depth": cfg["train"]["depth"],
+            "seeds": seeds,
+            "twin_nrmse": max(t.nrmse for t in twins.values()),  # the worst board's, where a pool has several
+            "twin_nrmse_per_board": {s: t.nrmse for s, t in twins.items()},
+            "twin_seconds": twin_seconds,
+            "accuracy": {t: _mean([r.test_accuracy for r in rs]) for t, rs in results.items()},
+            "accuracy_std": {t: _std([r.test_accuracy for r in rs]) for t, rs in results.items()},
+            "accuracy_per_seed": {t: [r.test_accuracy for r in rs] for t, rs in results.items()},
+            "seconds": {t: sum(r.seconds for r in rs) for t, rs in results.items()},
+            "total_seconds": time.perf_counter() - started,
+            "run_dir": str(run_dir),
+        }
+        if hasattr(system, "stats"):  # boards: per-device throughput, retries and errors for the report
+            stats = system.stats()
+            per_device = stats if all(isinstance(v, dict) for v in stats.values()) else {cfg["system"]["url"]: stats}
+            (run_dir / "devices.json").write_text(json.dumps(per_device, indent=1, default=str))
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))  # written last: the run is complete
+    finally:  # a board's link closes with the run, so a later session on its port gets every reply
+        close = getattr(system, "close", None)
+        if callable(close):
+            close()
     regenerate(run_dir)
     console.print(summary_table([summary]))
     return summary

@@ -31,10 +31,11 @@ import torch
 from torch import nn
 
 from .data import Task
+from .engine import Result, Step, run_step
+from .nets import PhysicalNet, TrainConfig, build
 from .pat import PhysicalLayer, TwinSpec
 from .store import Recorder
 from .system import PhysicalSystem, as_twins, measure
-from .train import PhysicalNet, Result, Step, TrainConfig, build, run_step
 from .twin import Twin, nrmse
 from .twin import fit_twins as _fit_twins
 

@@ -12,7 +12,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..link.errors import BrokerRefused, ProtocolVersionError, UserError, caused_by
+from ..link.errors import BrokerRefused, PortNotFound, ProtocolVersionError, UserError, caused_by
 from ..link.url import parse_url
 from .flash import board_names, knock
 
@@ -119,7 +119,7 @@ def probe_slow_board(row: dict[str, Any]) -> dict[str, Any]:
     path = row["url"][len("serial://") :]
     try:
         k = knock(path, timeout=2 * PROBE_TIMEOUT_S)
-    except NoAnswer:
+    except (NoAnswer, PortNotFound):  # the row already says why; the knock only sizes a slow board
         return row
     if k.kind != "pnn":
         return row

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..data import Task
+from ..engine import GradientStep, Step
 from ..nets import TrainConfig, build
 from ..pat import TwinSpec
 from ..system import PhysicalSystem
-from ..train import GradientStep, Step
 
 TWIN_FREE = frozenset({"digital", "linear", "spsa", "cma-es"})
 """Trainers that need no twin (every other one does)."""

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from ..data import Task
+from ..engine import Step
 from ..nets import TrainConfig, build
 from ..pat import TwinSpec
 from ..system import PhysicalSystem
-from ..train import Step
 
 
 class LocalStep(Step):

@@ -18,9 +18,9 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from ..data import Task
+from ..engine import Step
 from ..nets import TrainConfig, build
 from ..system import PhysicalSystem, measure
-from ..train import Step
 
 
 class _Stats(nn.Module):

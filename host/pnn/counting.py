@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..system import PhysicalSystem, measure
+from .system import PhysicalSystem, measure
 
 __all__ = ["Counting", "counting"]
 
