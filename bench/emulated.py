@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 import _emu  # noqa: E402  (the tests' emulator helper)
 
-from pnn.boards import flash  # noqa: E402
+from pnn.boards.knock import wait_for_firmware  # noqa: E402
 from pnn.cli import main as pnn_main  # noqa: E402
 from pnn.devices import connect  # noqa: E402
+from pnn.link.sync import open_serial  # noqa: E402
 from pnn_protocol import frame, messages, packb  # noqa: E402
 
 RATES = (10_000, 20_000)  # the ticks_us path's range on this board file (max_rate 20000)
@@ -70,12 +71,12 @@ def main() -> None:
                 raise SystemExit("pnn flash failed")
             rows["flash_s"] = time.monotonic() - t0
             since = emu.log.stat().st_size
-            ser = flash.open_port(emu.tty)  # the protocol's hard RESET: machine.reset() after its ack
-            ser.write(b"\x00" + frame(packb(messages.reset(5, hard=True))))
-            ser.close()
+            link = open_serial(emu.tty)  # the protocol's hard RESET: machine.reset() after its ack
+            link.write_raw(b"\x00" + frame(packb(messages.reset(5, hard=True))))
+            link.close()
             t0 = time.monotonic()
             emu.wait_ready(since)
-            k = flash.wait_for_firmware(emu.tty, 600)
+            k = wait_for_firmware(emu.tty, 600)
             rows["hello_after_reset_s"] = time.monotonic() - t0 if k.kind == "pnn" else None
             for rate in RATES:
                 url = f"serial://{emu.tty}?n_in={a.n}&n_out={a.n}&rate={rate}&settle=8&timeout=120&reconnect=600&heartbeat=0"

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from test_protocol import _cobs_ref_decode
 
-from pnn.boards import flash
+from pnn.boards.knock import knock
+from pnn.link.sync import open_serial
 from pnn.physics import Electronic, Noise
 from pnn_protocol import frame, messages, packb
 
@@ -47,7 +48,7 @@ def test_pnn_flash_copies_the_firmware_and_confirms_hello_after_the_reset(pico, 
     # Before the boot wait followed the board's measured compile speed, this failed: the emulated
     # Pico needs ~15-30 s of wall time from reset to HELLO and the wait was a fixed 10 s.
     assert flashed == 0
-    k = flash.knock(pico.tty, timeout=30)
+    k = knock(pico.tty, timeout=30)
     assert k.kind == "pnn" and k.reply["board"] == "rp2040", k.describe()
 
 
@@ -63,15 +64,14 @@ def test_pnn_devices_lists_the_board_with_its_caps(pico, flashed, run_cli):
     assert "rp2040" in text and "pico-1" in text
 
 
-def _frames(ser, timeout: float):
+def _frames(link, timeout: float):
     """Each run of bytes between two 0x00 delimiters, in order (empty frames skipped)."""
     buf = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        buf += ser.read(65536)
+        buf += link.read_raw(min(1.0, max(0.0, deadline - time.monotonic())))
         *done, buf = buf.split(b"\x00")
         yield from (f for f in done if f)
-        time.sleep(0.01)
     raise TimeoutError(f"no frame in {timeout} s (got {buf[:80]!r})")
 
 
@@ -79,12 +79,12 @@ def test_a_run_answers_with_a_result_whose_bytes_follow_the_spec_and_the_circuit
     rate, n_drive, settle, n_out, batch = 5000, 32, 64, 8, 2
     codes = np.array([[230] * 16 + [20] * 16, [0] * 8 + [128] * 24], dtype="<u2")
     req = messages.run(77, codes.tobytes(), batch, n_drive, rate, 1, settle, n_out)
-    ser = flash.open_port(pico.tty)
+    link = open_serial(pico.tty)
     try:
-        ser.write(b"\x00" + frame(packb(req)))
+        link.write_raw(b"\x00" + frame(packb(req)))
         # the board's own estimate of its work: batch*(settle+n_drive)/rate s of emulated time; the
         # emulator runs 0.05-0.2x real time under load, plus the frame transfers
-        for raw in _frames(ser, 600):  # frames left over from earlier exchanges (an ERROR about a CR) first
+        for raw in _frames(link, 600):  # frames left over from earlier exchanges (an ERROR about a CR) first
             body = _cobs_ref_decode(raw)  # COBS as SPEC.md section 1 defines it, not pnn_protocol's
             payload, crc = body[:-4], int.from_bytes(body[-4:], "little")
             assert zlib.crc32(payload) == crc
@@ -93,7 +93,7 @@ def test_a_run_answers_with_a_result_whose_bytes_follow_the_spec_and_the_circuit
                 break
             assert msg["t"] == "error" and msg["id"] is None, msg
     finally:
-        ser.close()
+        link.close()
     assert set(msg) == {"v", "t", "id", "resp", "batch", "n_out", "period_us", "overruns"}
     assert (msg["v"], msg["t"], msg["id"], msg["batch"], msg["n_out"]) == (1, "result", 77, batch, n_out)
     assert isinstance(msg["resp"], bytes) and len(msg["resp"]) == 2 * batch * n_out
@@ -147,16 +147,16 @@ def reset_through_the_repl(tty: str, log) -> None:
     """The REPL request, then `machine.reset()` typed at the REPL until the emulator says the chip reset
     (pty_bridge cold-boots a fresh emulator on the same pty, with the flash kept)."""
     at = log.stat().st_size
-    ser = flash.open_port(tty)
+    link = open_serial(tty)
     try:
-        ser.write(b"\x00" + frame(packb(messages.repl(9))))
+        link.write_raw(b"\x00" + frame(packb(messages.repl(9))))
         deadline = time.monotonic() + 300
         while b"chip reset" not in log.read_bytes()[at:]:
             assert time.monotonic() < deadline, "the board never reset"
-            ser.write(b"\r\nimport machine; machine.reset()\r\n")
+            link.write_raw(b"\r\nimport machine; machine.reset()\r\n")
             time.sleep(2)
     finally:
-        ser.close()
+        link.close()
 
 
 def survives_a_reset(tty: str, log, noise_v: float) -> None:

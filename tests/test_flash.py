@@ -22,6 +22,7 @@ import pytest
 from conftest import PtyCable, Ran  # noqa: F401 - Ran is re-exported for the hardware CLI tests
 
 from pnn.boards import flash
+from pnn.boards.knock import knock
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_BOARD = ROOT / "firmware" / "boards" / "sim.json"
@@ -166,9 +167,9 @@ def test_board_check_on_the_machine_strings_ports_report(board, found, refusal):
 
 
 def test_knock_tells_a_bare_repl_from_pnn_firmware(repl_board, firmware_serial):
-    assert flash.knock(repl_board.path).kind == "repl"
+    assert knock(repl_board.path).kind == "repl"
     fw = firmware_serial(cable=True)
-    k = flash.knock(fw.host_path)
+    k = knock(fw.host_path)
     assert k.kind == "pnn" and k.reply["device"] == "sim-0" and k.reply["proto"] == 1
     assert "pnn firmware" in k.describe()
 
@@ -189,7 +190,7 @@ def test_flash_copies_the_firmware_which_starts_and_a_second_flash_gets_back_in(
     for c in plan:
         assert (repl_board.root / c.dst).read_bytes() == c.src.read_bytes(), c.dst
     assert "fits sim.json" in r.stdout and "sim-0" in r.stdout and "answers HELLO" in r.stdout
-    running = flash.knock(repl_board.path)
+    running = knock(repl_board.path)
     assert running.kind == "pnn" and running.reply["board"] == "sim"
 
     # Re-flash a running board with another board file: the REPL request must get mpremote back in.
@@ -199,14 +200,14 @@ def test_flash_copies_the_firmware_which_starts_and_a_second_flash_gets_back_in(
     assert r.returncode == 0, r.stderr + r.stdout
     assert "asking it to leave the binary protocol" in r.stdout
     assert json.loads((repl_board.root / "board.json").read_text())["id"] == "sim-7"
-    assert flash.knock(repl_board.path).reply["device"] == "sim-7"
+    assert knock(repl_board.path).reply["device"] == "sim-7"
 
 
 def test_flash_no_reset_leaves_the_board_at_the_repl(cli, repl_board):
     r = cli("flash", repl_board.path, "--board", "sim", "--no-reset")
     assert r.returncode == 0, r.stderr
     assert "main.py" in repl_board.files() and "stays at the REPL" in r.stdout
-    assert flash.knock(repl_board.path).kind == "repl"
+    assert knock(repl_board.path).kind == "repl"
 
 
 def test_a_firmware_that_fails_to_start_is_reported_with_its_error(cli, repl_board, tmp_path):

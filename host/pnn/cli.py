@@ -7,6 +7,7 @@ Heavy libraries (torch, matplotlib, the device clients) load inside the commands
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import logging
@@ -15,6 +16,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +25,7 @@ from . import __version__
 if TYPE_CHECKING:
     from rich.console import Console
 
-from .link.errors import NotPnnFirmware, UserError
+from .link.errors import UserError
 
 
 class UsageError(UserError):
@@ -207,80 +209,52 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 # -- boards: flash, devices, calibrate -----------------------------------------------------------
 
 
+class _FlashShow:
+    """How `pnn flash` looks: a spinner per step, a line per finding, a bar while copying."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def doing(self, what: str) -> contextlib.AbstractContextManager[object]:
+        return self.console.status(what)
+
+    def said(self, line: str) -> None:
+        self.console.print(line)
+
+    @contextlib.contextmanager
+    def copying(self, total: int) -> Iterator[Callable[[str], None]]:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        columns = (TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
+        with Progress(*columns, console=self.console) as progress:
+            task = progress.add_task("", total=total)
+            done = [0]
+
+            def started(dst: str) -> None:
+                progress.update(task, completed=done[0], description=dst)
+                done[0] += 1
+
+            yield started
+            progress.update(task, completed=total, description="done")
+
+
 def cmd_flash(args: argparse.Namespace, console: Console) -> int:
     from .boards import flash
 
-    try:
-        return _flash(args, console)
-    except flash.NoAnswer:
-        raise
-    except OSError as e:  # pyserial's SerialException too: the board was unplugged or reset mid-way
-        raise UsageError(f"{args.port} went away while flashing ({e}): plug the board back in, check it with "
-                         f"`pnn devices`, and run `pnn flash {args.port} --board {args.board}` again") from None
-
-
-def _flash(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from .boards import flash
-
-    board_path = flash.board_file(args.board)
-    board = flash.read_board(board_path)
-    files = flash.plan(board_path, Path(args.secrets) if args.secrets else None)
-    port = args.port
+    job, port = flash.prepare(args.board, args.secrets), args.port
     if args.dry_run:
-        console.print(f"pnn flash --dry-run: {len(files)} files for {port} (board file {board_path}); nothing is touched")
-        for c in files:
+        console.print(f"pnn flash --dry-run: {len(job.files)} files for {port} (board file {job.path}); nothing is touched")
+        for c in job.files:
             console.print(f"  {c}", highlight=False)
-        steps = ["send the REPL request if the board runs pnn firmware", f"check that the board fits {board_path.name}",
-                 "mkdir " + " ".join(":" + d for d in flash.folders(files)), "copy the files above with mpremote",
-                 "leave the board at the REPL" if args.no_reset else "reset it and wait for HELLO"]  # fmt: skip
-        console.print("steps: " + "; ".join(steps), highlight=False)
+        console.print("steps: " + "; ".join(job.steps(reset=not args.no_reset)), highlight=False)
         return 0
-    with console.status(f"asking {port} what it runs"):
-        found = flash.knock(port)
-    if found.kind in ("pnn", "version"):
-        console.print(f"{port}: {found.describe()}; asking it to leave the binary protocol for the REPL")
-        if not flash.leave_protocol(port):
-            raise flash.FlashError(f"{port} runs pnn firmware but did not return to the REPL: hold the board's "
-                                   "boot_skip pin low while resetting it (firmware/README.md), then flash again")
-    elif found.kind == "silent":
-        raise NotPnnFirmware(f"nothing answers on {port}, neither pnn firmware nor a MicroPython REPL: is MicroPython "
-                             "on the board (hardware/first-run.md, step 2) and is this its port (`pnn devices`)?")
-    elif found.kind == "garbage":
-        raise NotPnnFirmware(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
-                             "board's port, and is MicroPython on it (hardware/first-run.md, step 2)?")
-    with console.status(f"asking MicroPython on {port} which board it is"):
-        platform, machine, answer_s = flash.identify(port)
-    flash.check_board(board, platform, machine)
-    console.print(f"{port}: {machine} fits {board_path.name}")
-    columns = (TextColumn("copying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("", total=len(files))
-        done = [0]
-
-        def started(dst: str) -> None:
-            progress.update(task, completed=done[0], description=dst)
-            done[0] += 1
-
-        compile_s = flash.copy(port, files, started)
-        progress.update(task, completed=len(files), description="done")
-    if args.no_reset:
-        console.print(f"copied {len(files)} files; the board stays at the REPL (reset it to start the firmware)")
-        return 0
-    with console.status("restarting the board and waiting for the firmware to answer HELLO"):
-        flash.restart(port, platform)
-        running = flash.wait_for_firmware(port, flash.boot_allowance(files, compile_s, answer_s))
-    if running.kind == "pnn":
+    running = flash.flash_board(port, job, reset=not args.no_reset, show=_FlashShow(console))
+    if running is None:
+        console.print(f"copied {len(job.files)} files; the board stays at the REPL (reset it to start the firmware)")
+    else:
         console.print(f"{port}: {running.describe()} answers HELLO. Next: pnn devices --serial {port}; "
                       f"pnn calibrate serial://{port}")  # fmt: skip
-        return 0
-    if running.kind == "repl":
-        why = flash.startup_error(port)
-        raise flash.FlashError(f"the firmware did not start on {port}" + (f" ({why})" if why else "") +
-                               f"; see the board's output with `mpremote connect {port} repl`")  # fmt: skip
-    raise flash.NoAnswer(f"copied, but {port} does not answer HELLO after the reset ({running.describe()}): "
-                         f"reset the board by hand, then check it with `pnn devices --serial {port}`")
+    return 0
 
 
 def _broker_url(text: str) -> str:

@@ -12,9 +12,17 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..link.errors import BrokerRefused, PortNotFound, ProtocolVersionError, UserError, caused_by
+from ..link.errors import (
+    BrokerRefused,
+    PortNotFound,
+    PortUnavailable,
+    ProtocolVersionError,
+    UserError,
+    caused_by,
+)
 from ..link.url import parse_url
-from .flash import board_names, knock
+from .flash import board_names
+from .knock import knock
 
 
 def boards_hint() -> str:
@@ -30,7 +38,7 @@ def serial_problem(path: str) -> str:
     """What answers on a serial port that did not answer HELLO as pnn firmware, and how to mend it.
 
     Raises:
-        NoAnswer, PortNotFound: the port cannot be opened (their message says how to mend it).
+        PortUnavailable, PortNotFound: the port cannot be opened (their message says how to mend it).
     """
     k = knock(path, timeout=0.5)
     flash = f"pnn flash {path} --board {boards_hint()}"
@@ -112,14 +120,13 @@ def probe_slow_board(row: dict[str, Any]) -> dict[str, Any]:
     """A serial row that missed the quick probe but answers a knock's HELLO: probe it again with a timeout
     from the round trip the knock measured (an emulated or busy board answers in seconds, not 0.5 s)."""
     from .discover import PROBE_TIMEOUT_S, list_devices
-    from .flash import NoAnswer
 
     if row["status"] == "online" or not row["url"].startswith("serial://"):
         return row
     path = row["url"][len("serial://") :]
     try:
         k = knock(path, timeout=2 * PROBE_TIMEOUT_S)
-    except (NoAnswer, PortNotFound):  # the row already says why; the knock only sizes a slow board
+    except (PortUnavailable, PortNotFound):  # the row already says why; the knock only sizes a slow board
         return row
     if k.kind != "pnn":
         return row

@@ -1,10 +1,10 @@
 """`pnn flash`: put the pnn firmware and a board file on a MicroPython board with mpremote.
 
-The steps, each a function so the CLI can show progress and tests can run them one by one:
+`prepare(board, secrets)` reads the board file and plans the copy (`--dry-run` stops there);
+`flash_board(port, job, reset=..., show=...)` runs the steps and tells `show` (the CLI's spinners and
+progress bar) what it does. The steps, each a function so tests can run them one by one:
 
-1. `knock(port)`: what answers on the port? A HELLO frame goes out first; pnn firmware answers it (and
-   says its board, firmware and protocol versions). If nothing frames back, a CR + Ctrl-C goes out and a
-   bare MicroPython REPL answers with its `>>>` prompt. Silence or other bytes are reported as such.
+1. `knock(port)` (pnn.boards.knock): what answers on the port, pnn firmware or a bare MicroPython REPL?
 2. `leave_protocol(port)`: a board that runs our firmware has Ctrl-C switched off (0x03 is data in
    frames), so mpremote could not break in; the protocol's REPL request makes it return to the REPL
    (protocol/SPEC.md "REPL", HARDWARE_NOTES "Traps").
@@ -14,32 +14,30 @@ The steps, each a function so the CLI can show progress and tests can run them o
 4. `copy(port, plan(board_file))`: main.py, lib/pnn_fw/**, lib/pnn_protocol/** and board.json (+ an
    optional secrets.json) in one mpremote session.
 5. `restart(port, platform)`: a hard reset on a board; on MicroPython's unix port (the "sim" board, which
-   has no reset) main.py is run afresh in the same process instead.
+   has no reset) main.py is run afresh in the same process instead; then `wait_for_firmware`.
 
 mpremote runs as a subprocess (`python -m mpremote`), always with `resume`: its automatic soft reset
-would end the unix port, and a board does not need it (the REPL request already left main.py).
+would end the unix port, and a board does not need it (the REPL request already left main.py). The
+knocks before and after it go through the one synchronous client (pnn.link.sync).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import errno
 import json
 import os
-import random
 import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from pnn_protocol import FrameDecoder, errors, frame, messages, packb, unpackb
-
-from ..link.errors import PortNotFound, UserError
+from ..link.errors import NotPnnFirmware, UserError
+from .knock import Knock, knock, leave_protocol, wait_for_firmware
 
 ROOT = Path(__file__).resolve().parents[3]
 FIRMWARE = ROOT / "firmware"
@@ -74,41 +72,6 @@ class Copy:
         src = self.src.resolve()
         shown = src.relative_to(ROOT) if src.is_relative_to(ROOT) else self.src
         return f"{shown} -> :{self.dst}"
-
-
-@dataclass
-class Knock:
-    """What answered on a serial port.
-
-    Attributes:
-        kind: "pnn" (our firmware, same protocol), "version" (pnn firmware of another protocol
-            version), "repl" (a MicroPython REPL), "garbage" (bytes that are neither), "silent".
-        reply: the decoded reply to HELLO, when a frame came back.
-        raw: every byte read (for messages: a REPL's traceback, say).
-        seconds: how long the answer took from the HELLO going out (a measured round trip for "pnn").
-    """
-
-    kind: str
-    reply: dict[str, Any] = field(default_factory=dict)
-    raw: bytes = b""
-    seconds: float = 0.0
-
-    def describe(self) -> str:
-        """One phrase for messages: who answered."""
-        r = self.reply
-        if self.kind == "pnn":
-            return f"pnn firmware {r.get('fw')!s} (board {r.get('board')!s}, device {r.get('device')!s})"
-        if self.kind == "version" and r.get("t") == messages.ERROR:
-            return f"pnn firmware of another protocol version ({r.get('msg')!s}; this host speaks {messages.VERSION})"
-        if self.kind == "version":
-            return f"pnn firmware speaking protocol {protocol_of(r)!s} (this host speaks {messages.VERSION})"
-        return {"repl": "a MicroPython REPL", "garbage": "bytes that are neither pnn frames nor a REPL",
-                "silent": "nothing"}[self.kind]  # fmt: skip
-
-
-def protocol_of(reply: dict[str, Any]) -> Any:
-    """The protocol version a reply claims: HELLO's `proto`, else its envelope `v`."""
-    return reply.get("proto", reply.get("v"))
 
 
 # -- board files and the copy plan -------------------------------------------------------------
@@ -230,135 +193,6 @@ def check_board(board: dict[str, Any], platform: str, machine: str) -> None:
             raise FlashError(f"{found}, but pico_w.json is for the Pico W (Wi-Fi); use --board rp2040")
         return
     raise FlashError(f'{name}.json names hal {hal!r}; pnn firmware has HALs "esp32", "rp2040" and "sim"')
-
-
-# -- talking to the port -----------------------------------------------------------------------
-
-
-def open_port(port: str) -> Any:
-    """pyserial, raw and non-blocking; PortNotFound or NoAnswer saying how to mend a missing or forbidden port."""
-    import serial
-
-    try:
-        return serial.Serial(port, 115200, timeout=0)
-    except (OSError, serial.SerialException) as e:
-        code = getattr(e, "errno", None)  # (pyserial's SerialException carries the OS errno)
-        if code == errno.ENOENT:
-            raise PortNotFound(f"no serial port {port}: check the name (`pnn devices` lists the boards it finds; "
-                               "on Linux usually /dev/ttyUSB0 or /dev/ttyACM0) and the USB cable") from None
-        if code == errno.EACCES:
-            raise NoAnswer(f"no permission to open {port}: on Linux run `sudo usermod -aG dialout $USER` "
-                           "and log in again") from None
-        raise NoAnswer(f"cannot open {port}: {e} (is another program, e.g. a serial monitor, using it?)") from None
-
-
-def _read(ser: Any, seconds: float, until: Callable[[bytes], bool]) -> bytes:
-    """Bytes from `ser` until `until(bytes so far)` or `seconds` pass."""
-    data = b""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not until(data):
-        chunk = ser.read(4096)
-        if chunk:
-            data += chunk
-        else:
-            time.sleep(0.005)
-    return data
-
-
-def _frames(data: bytes) -> list[dict[str, Any]]:
-    """The msgpack maps framed in `data` (garbage between them is skipped)."""
-    out = []
-    for ev in FrameDecoder(1 << 20).feed(data):
-        if isinstance(ev, int):
-            continue
-        try:
-            msg = unpackb(bytes(ev))
-        except Exception:  # noqa: BLE001 - a frame that is not our msgpack is garbage, whatever the decoder says
-            continue
-        if isinstance(msg, dict):
-            out.append(msg)
-    return out
-
-
-def _is_repl(data: bytes) -> bool:
-    return b">>>" in data or b"raw REPL" in data or b"Traceback" in data or data.rstrip().endswith(b"\n>")
-
-
-def knock(port: str, timeout: float = 1.0, interrupt: bool = True) -> Knock:
-    """Find out what answers on `port`: pnn firmware, a MicroPython REPL, or nothing.
-
-    Args:
-        port: the serial port path (or COMn).
-        timeout: seconds to wait for each answer (HELLO, then the REPL prompt).
-        interrupt: send Ctrl-C before looking for a REPL prompt, to stop a program the board runs.
-            Not while our firmware may still be starting: before it switches Ctrl-C off, that
-            would stop it.
-
-    Raises:
-        NoAnswer: the port cannot be opened (missing, no permission, busy).
-    """
-    ser = open_port(port)
-    # A fresh id, and wait for the reply to it: a board that was knocked while it booted answers the
-    # HELLOs queued then first, and a stale HELLO says who is there but not how fast it answers (a
-    # devices re-probe sized from one got ~0.2 s for a board seconds behind its backlog).
-    req_id = random.randrange(1 << 20, 1 << 30)
-    try:
-        ser.write(b"\x00" + frame(packb(messages.hello_request(req_id))))
-        t0 = time.monotonic()
-        raw = _read(ser, timeout, lambda d: _answers(d, req_id))
-        found = _firmware(raw)
-        if found is None:  # not our firmware (or not yet): a REPL prints a prompt after CR
-            ser.write(b"\r\x03" if interrupt else b"\r")
-            raw += _read(ser, timeout, lambda d: _is_repl(d) or _firmware(d) is not None)
-            found = _firmware(raw)  # a late HELLO: the firmware was still starting
-        if found is not None:
-            return dataclasses.replace(found, seconds=time.monotonic() - t0)
-        if _is_repl(raw):
-            return Knock("repl", {}, raw)
-        return Knock("garbage" if raw else "silent", {}, raw)
-    finally:
-        ser.close()
-
-
-def _answers(raw: bytes, req_id: int) -> bool:
-    """True once `raw` holds the reply to request `req_id`, or an answer that no reply will follow
-    (pnn firmware of another protocol version)."""
-    found = _firmware(raw)
-    return found is not None and (found.kind == "version" or any(m.get("id") == req_id for m in _frames(raw)))
-
-
-def _firmware(raw: bytes) -> Knock | None:
-    """A Knock of kind "pnn" or "version" when `raw` holds a reply that says who is there."""
-    answer = _answer(_frames(raw))
-    if answer is None:
-        return None
-    ok = answer.get("t") == messages.HELLO and answer.get("v") == protocol_of(answer) == messages.VERSION
-    return Knock("pnn" if ok else "version", answer, raw)
-
-
-def _answer(replies: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The reply that says who is there: a HELLO, or an ERROR about the protocol version (other
-    ERRORs, e.g. about bytes left over from an earlier knock, say nothing about the board)."""
-    for r in replies:
-        if r.get("t") == messages.HELLO or r.get("v") != messages.VERSION:
-            return r
-        if r.get("t") == messages.ERROR and r.get("code") == errors.BAD_VERSION:
-            return r
-    return None
-
-
-def leave_protocol(port: str, timeout: float = 2.0) -> bool:
-    """Send the REPL request; True once the firmware acknowledged it (it is then back at the REPL)."""
-    ser = open_port(port)
-    try:
-        ser.write(b"\x00" + frame(packb(messages.repl(2))))
-        raw = _read(ser, timeout, lambda d: any(m.get("t") == messages.REPL for m in _frames(d)))
-        acked = any(m.get("t") == messages.REPL for m in _frames(raw))
-        if acked:  # let the board print its goodbye and prompt before mpremote opens the port
-            _read(ser, 0.3, _is_repl)
-        return acked
-    finally:
-        ser.close()
 
 
 def mpremote(port: str, *args: str) -> list[str]:
@@ -498,25 +332,6 @@ def startup_error(port: str, seconds: float = 10.0) -> str:
     return last_error(_run(mpremote(port, "exec", RUN_MAIN), "running main.py", check=False, timeout=seconds).encode())
 
 
-def wait_for_firmware(port: str, seconds: float = 10.0) -> Knock:
-    """Knock until the firmware answers HELLO (a board's USB port vanishes for a moment while it resets).
-
-    Returns the last Knock: kind "pnn" on success; "repl" when main.py stopped at the REPL (its raw bytes
-    hold the traceback); "silent" when nothing answered in time.
-    """
-    deadline = time.monotonic() + seconds
-    last = Knock("silent")
-    while time.monotonic() < deadline:
-        try:
-            last = knock(port, timeout=1.0, interrupt=False)
-        except (NoAnswer, PortNotFound):
-            time.sleep(0.2)
-            continue
-        if last.kind in ("pnn", "version", "repl"):
-            return last
-    return last
-
-
 def last_error(raw: bytes) -> str:
     """The exception line of the first traceback a board printed ("" if none): later ones are
     answers to our own knocking, which a REPL takes for code."""
@@ -527,3 +342,96 @@ def last_error(raw: bytes) -> str:
         if line.strip() and not line[0].isspace():
             return line.strip().strip("\x04>").strip()
     return ""
+
+
+# -- the whole flash ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlashJob:
+    """What `pnn flash` will do: the board file (as given and as found), its contents, the files to copy."""
+
+    board: str
+    path: Path
+    config: dict[str, Any]
+    files: list[Copy]
+
+    def steps(self, reset: bool) -> list[str]:
+        """The steps in words (for --dry-run)."""
+        return ["send the REPL request if the board runs pnn firmware", f"check that the board fits {self.path.name}",
+                "mkdir " + " ".join(":" + d for d in folders(self.files)), "copy the files above with mpremote",
+                "reset it and wait for HELLO" if reset else "leave the board at the REPL"]  # fmt: skip
+
+
+def prepare(board: str, secrets: str | None = None) -> FlashJob:
+    """Read the board file `board` (a name or a path) and plan the copy; FlashError if either is wrong."""
+    path = board_file(board)
+    return FlashJob(board, path, read_board(path), plan(path, Path(secrets) if secrets else None))
+
+
+class Show(Protocol):
+    """How `flash_board` shows what it does (the CLI draws it with rich)."""
+
+    def doing(self, what: str) -> AbstractContextManager[Any]:
+        """A step under way, for as long as the context lasts (a spinner)."""
+
+    def said(self, line: str) -> None:
+        """What a step found, one line."""
+
+    def copying(self, total: int) -> AbstractContextManager[Callable[[str], None]]:
+        """The copy of `total` files; the callable it gives is called as each file (its board path) starts."""
+
+
+def flash_board(port: str, job: FlashJob, *, reset: bool, show: Show) -> Knock | None:
+    """Every step of `pnn flash` on `port`: leave the protocol, check the board, copy, restart, wait for HELLO.
+
+    Returns:
+        The firmware's answer to HELLO after the restart (kind "pnn"), or None with reset=False (the
+        board stays at the REPL).
+
+    Raises:
+        UserError (FlashError, NoAnswer, NotPnnFirmware, PortNotFound, PortUnavailable): one line saying
+            what to do, also when the port goes away mid-way.
+    """
+    try:
+        return _flash(port, job, reset, show)
+    except UserError:
+        raise
+    except OSError as e:  # pyserial's SerialException too: the board was unplugged or reset mid-way
+        raise FlashError(f"{port} went away while flashing ({e}): plug the board back in, check it with "
+                         f"`pnn devices`, and run `pnn flash {port} --board {job.board}` again") from None
+
+
+def _flash(port: str, job: FlashJob, reset: bool, show: Show) -> Knock | None:
+    with show.doing(f"asking {port} what it runs"):
+        found = knock(port)
+    if found.kind in ("pnn", "version"):
+        show.said(f"{port}: {found.describe()}; asking it to leave the binary protocol for the REPL")
+        if not leave_protocol(port):
+            raise FlashError(f"{port} runs pnn firmware but did not return to the REPL: hold the board's "
+                             "boot_skip pin low while resetting it (firmware/README.md), then flash again")
+    elif found.kind == "silent":
+        raise NotPnnFirmware(f"nothing answers on {port}, neither pnn firmware nor a MicroPython REPL: is MicroPython "
+                             "on the board (hardware/first-run.md, step 2) and is this its port (`pnn devices`)?")
+    elif found.kind == "garbage":
+        raise NotPnnFirmware(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
+                             "board's port, and is MicroPython on it (hardware/first-run.md, step 2)?")
+    with show.doing(f"asking MicroPython on {port} which board it is"):
+        platform, machine, answer_s = identify(port)
+    check_board(job.config, platform, machine)
+    show.said(f"{port}: {machine} fits {job.path.name}")
+    with show.copying(len(job.files)) as started:
+        compile_s = copy(port, job.files, started)
+    if not reset:
+        return None
+    with show.doing("restarting the board and waiting for the firmware to answer HELLO"):
+        restart(port, platform)
+        running = wait_for_firmware(port, boot_allowance(job.files, compile_s, answer_s))
+    if running.kind == "pnn":
+        return running
+    if running.kind == "repl":
+        why = startup_error(port)
+        raise FlashError(f"the firmware did not start on {port}" + (f" ({why})" if why else "") +
+                         f"; see the board's output with `mpremote connect {port} repl`")  # fmt: skip
+    raise NoAnswer(f"copied, but {port} does not answer HELLO after the reset ({running.describe()}): "
+                   f"reset the board by hand, then check it with `pnn devices --serial {port}`")

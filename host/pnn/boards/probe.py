@@ -20,7 +20,7 @@ from typing import Any
 
 from pnn_protocol import ProtocolError
 
-from ..link.sync import LinkTimeout, MqttLink, StreamLink, SyncClient
+from ..link.sync import LinkTimeout, MqttLink, SyncClient, open_serial
 from ..link.url import BadURL, parse_url
 
 FORMS = "serial:///dev/ttyACM0 (or serial:///dev/pts/N), mqtt://host:port/<device-id>"
@@ -30,17 +30,15 @@ def open_client(url: str, timeout: float = 2.0) -> SyncClient:
     """A SyncClient for a serial:// or mqtt:// URL.
 
     Raises:
-        BadURL: not such a URL (one line naming the accepted forms). OSError: cannot open it.
+        BadURL: not such a URL (one line naming the accepted forms). PortNotFound, PortUnavailable (both
+            ConnectionErrors), OSError: cannot open it.
     """
     try:
         u = parse_url(url)
     except BadURL as e:
         raise BadURL(f"{e.problem}; the probe takes {FORMS}") from None
     if u.scheme == "serial":
-        import serial
-
-        port = serial.Serial(u.target, u["baud"], timeout=0)
-        return SyncClient(StreamLink(port), timeout)
+        return SyncClient(open_serial(u.target, u["baud"]), timeout)
     if u.scheme == "mqtt":
         link = MqttLink(u.host, u.port, u.target, u["user"] or None, u["password"] or None, timeout)
         return SyncClient(link, timeout)

@@ -52,6 +52,10 @@ class PortNotFound(NoSuchDevice, UserError):
     """No serial port at that path: check the name and the cable."""
 
 
+class PortUnavailable(UserError, ConnectionError):
+    """The serial port is there but cannot be opened (no permission, another program holds it)."""
+
+
 class BrokerRefused(LinkDown, UserError):
     """The MQTT broker turned the user name and password down: give the broker's own."""
 

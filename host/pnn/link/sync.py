@@ -1,22 +1,27 @@
-"""A small synchronous protocol-v1 client for one board: the probe's, the link bench's and the firmware tests'.
+"""The one synchronous protocol-v1 client for one board: the probe's, flash's, the link bench's and the tests'.
 
 Two links with the same three calls (send a payload, receive payloads, close): `StreamLink` frames over a
-byte stream (a pyserial port or a raw pty fd), `MqttLink` publishes on pnn/<id>/req and reads
-pnn/<id>/resp through paho-mqtt, driving paho's loop itself (no network thread, no queue hand-off).
-`SyncClient` numbers requests and matches replies by id. The asyncio runtime used for training is
+byte stream (a pyserial port or a raw pty fd; `open_serial` opens a port), `MqttLink` publishes on
+pnn/<id>/req and reads pnn/<id>/resp through paho-mqtt, driving paho's loop itself (no network thread, no
+queue hand-off). `SyncClient` numbers requests and matches replies by id. A StreamLink also moves raw
+bytes (`write_raw`, `read_raw`) and `messages_in` finds the frames among them: what `pnn flash` needs to
+tell pnn firmware from a bare MicroPython REPL on the same port. The asyncio runtime used for training is
 pnn.devices (Device, DevicePool); this one is for tools and tests that want one plain request at a time.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages
+from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages, unpackb
 
+from .errors import PortNotFound, PortUnavailable
 from .wire import decode, encode  # the C msgpack codec (same bytes as pnn_protocol's, tested)
 
 DEFAULT_MAX_FRAME = 1 << 20  # what a host accepts before it has read the device's HELLO
@@ -36,7 +41,7 @@ class StreamLink:
 
     def __init__(self, port: Any, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.port = port
-        self._fd = port if isinstance(port, int) else port.fileno()
+        self._fd: int | None = port if isinstance(port, int) else _fileno(port)
         self.decoder = FrameDecoder(max_frame)
         self.frame_errors: list[int] = []  # framing errors seen in what the device sent
 
@@ -44,22 +49,48 @@ class StreamLink:
         self.write_raw(frame(payload))
 
     def write_raw(self, data: bytes) -> None:
-        """Bytes as they are (tests use it to send broken frames)."""
+        """Bytes as they are: a REPL's Ctrl-C, a frame after a 0x00 that ends any partial one, broken frames."""
+        if self._fd is None:
+            self.port.write(data)
+            return
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
+
+    def _read_some(self, timeout: float) -> bytes:
+        """What the stream holds within `timeout` s (b"" if nothing came). Raises ConnectionError if it closed."""
+        if self._fd is None:  # a port without a file descriptor (pyserial on Windows): its own timed read
+            self.port.timeout = timeout
+            return self.port.read(max(1, self.port.in_waiting))
+        if not select.select([self._fd], [], [], timeout)[0]:
+            return b""
+        data = os.read(self._fd, 65536)
+        if not data:
+            raise ConnectionError("serial link closed")
+        return data
+
+    def read_raw(self, seconds: float, until: Callable[[bytes], bool] | None = None) -> bytes:
+        """Bytes as they come, undecoded (a REPL prompt, a traceback, frames among text), until `until(bytes so
+        far)` holds or `seconds` pass; without `until`, the first bytes that come. The frame decoder does not
+        see them."""
+        data = b""
+        deadline = time.monotonic() + seconds
+        while not (until(data) if until is not None else data):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            data += self._read_some(left)
+        return data
 
     def recv(self, timeout: float) -> list[bytes]:
         """Payloads that complete within `timeout` s (waits for at least one); [] on timeout."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
-                return []
-            data = os.read(self._fd, 65536)
+            data = self._read_some(left) if left > 0 else b""
             if not data:
-                raise ConnectionError("serial link closed")
+                return []
             out = []
             for ev in self.decoder.feed(data):
                 if isinstance(ev, int):
@@ -72,6 +103,53 @@ class StreamLink:
     def close(self) -> None:
         if not isinstance(self.port, int):
             self.port.close()
+
+
+def _fileno(port: Any) -> int | None:
+    """The port's file descriptor (select works on it), or None where it has none (pyserial on Windows)."""
+    try:
+        return port.fileno()
+    except (AttributeError, OSError):
+        return None
+
+
+def open_serial(path: str, baud: int = 115200, max_frame: int = DEFAULT_MAX_FRAME) -> StreamLink:
+    """A StreamLink on a serial port (pyserial, raw and non-blocking).
+
+    Raises:
+        PortNotFound: no such port. PortUnavailable: it cannot be opened (no permission, busy). Each
+            message says how to mend it.
+    """
+    import serial
+
+    try:
+        port = serial.Serial(path, baud, timeout=0)
+    except (OSError, serial.SerialException) as e:
+        code = getattr(e, "errno", None)  # (pyserial's SerialException carries the OS errno)
+        if code == errno.ENOENT:
+            raise PortNotFound(f"no serial port {path}: check the name (`pnn devices` lists the boards it finds; "
+                               "on Linux usually /dev/ttyUSB0 or /dev/ttyACM0) and the USB cable") from None
+        if code == errno.EACCES:
+            raise PortUnavailable(f"no permission to open {path}: on Linux run `sudo usermod -aG dialout $USER` "
+                                  "and log in again") from None
+        raise PortUnavailable(f"cannot open {path}: {e} (is another program, e.g. a serial monitor, using it?)") from None
+    return StreamLink(port, max_frame)
+
+
+def messages_in(data: bytes) -> list[dict[str, Any]]:
+    """The msgpack maps framed in raw bytes, of any protocol version (text and damaged frames between them
+    are skipped): what a knock reads back when it does not yet know who answers."""
+    out = []
+    for ev in FrameDecoder(DEFAULT_MAX_FRAME).feed(data):
+        if isinstance(ev, int):
+            continue
+        try:
+            msg = unpackb(bytes(ev))
+        except Exception:  # noqa: BLE001 - a frame that is not our msgpack is garbage, whatever the decoder says
+            continue
+        if isinstance(msg, dict):
+            out.append(msg)
+    return out
 
 
 class MqttLink:
