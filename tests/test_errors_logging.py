@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -109,3 +113,45 @@ def test_a_dropped_link_is_logged_when_it_drops_and_when_it_is_back(caplog) -> N
     warnings = [m for name, level, m in records if name == "pnn.link.client" and level == logging.WARNING]
     assert any("link down" in m for m in warnings), records
     assert any("link back" in m for m in warnings), records
+
+
+QUIET_EXIT = """
+import sys
+from pnn.cli import main
+for argv in (["train", "t.toml", "--out", "run"], ["eval", "run", "--trainer", "digital"],
+             ["collect", "t.toml", "--out", "data"]):
+    code = main(argv)
+    print("EXIT", argv[0], code, file=sys.stderr)
+import pnn, torch
+device = pnn.connect(URL)  # never closed: the process's exit ends its link
+device(torch.rand(4, 64))
+"""
+
+
+def test_a_process_that_ends_with_its_boards_open_or_closed_says_no_link_went_down(tmp_path):
+    # `pnn collect` and `pnn eval` left their board open, and the exit's cancel of its link logged
+    # "link down (None); waiting up to 600 s for it to come back" as the process shut down.
+    url = "sim://electronic?n_in=64&n_out=64&reconnect=120"  # building the physics can take seconds under load
+    (tmp_path / "t.toml").write_text(f"""
+[experiment]
+name = "quiet-exit"
+[task]
+name = "digits"
+[system]
+url = "{url}"
+[twin]
+samples = 100
+epochs = 1
+[train]
+trainers = ["digital"]
+depth = 1
+epochs = 1
+""")
+    root = Path(__file__).resolve().parents[1]
+    paths = os.pathsep.join([str(root / "host"), str(root / "protocol"), os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", f"URL = {url!r}\n" + QUIET_EXIT], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=900, env={**os.environ, "PYTHONPATH": paths})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert [ln for ln in out.stderr.splitlines() if ln.startswith("EXIT")] == [
+        "EXIT train 0", "EXIT eval 0", "EXIT collect 0"], out.stderr  # fmt: skip
+    assert "link down" not in out.stderr, out.stderr

@@ -199,6 +199,9 @@ class AsyncDevice:
                     if task is not tasks[0]:
                         task.result()
                 raise LinkDown(f"{self._last_error}")
+            except asyncio.CancelledError:  # only close() and the process's exit cancel it: no outage to report
+                self._closing = True
+                raise
             except (CapabilityError, DeviceError) as e:
                 self._fatal = e
             except NoSuchDevice as e:
