@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import json
 import logging
 import re
 import shutil
 import signal
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,57 +30,16 @@ class UsageError(UserError):
     """A mistake the user can mend; printed as one line."""
 
 
-DEMO_SEEDS = 3  # the demo's table is a mean +- std over this many training seeds
-
-
-def demo_config(system: str, quick: bool, seed: int, data: str | None = None, seeds: int | None = None) -> dict:
-    """The `pnn demo` experiment: a simulated board, 3 physical layers, realistic noise and drift.
-
-    The twin is the paper's kind (an MLP) fit on 2,000 measurements: good enough for PAT, not good
-    enough for in-silico training, which is the point the demo makes. Every value, the flags' too,
-    is checked before anything is measured.
-    """
-    from . import config
-
-    raw: dict = {
-        "experiment": {"name": f"demo-{system}"},
-        "system": {"kind": system, "seed": seed},
-        "train": {"depth": 3, "epochs": 6, "batch_size": 64, "seed": seed, "seeds": DEMO_SEEDS},
-        "twin": {"samples": 2000, "epochs": 100},
-    }
-    if system == "mechanical":
-        raw["system"]["noise"] = {"drift": 0.001}  # a few kelvin of drift for a high-Q plate
-        raw["train"]["epochs"] = 10
-    if system == "optical":
-        raw["task"] = {"name": "vowels"}  # the subset shipped with pnn, unless --data names another CSV
-        raw["system"].update(n_in=24, n_out=12)
-        raw["train"].update(encoder="concat", batch_size=16, epochs=40, depth=1)
-    if quick:
-        raw["train"]["epochs"] = max(2, raw["train"]["epochs"] // 5)
-        raw["twin"].update(samples=500, epochs=30)
-    flags = {"task.data": config.Flag("--data", data), "train.seeds": config.Flag("--seeds", seeds)}
-    return config.parse(raw, flags).as_dict()
-
-
-def new_run_dir(root: str, name: str) -> Path:
-    path = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{n}"
-    return path
-
-
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     from . import physics  # the one list of kinds; read here, not at parse time, so --help needs no torch
 
     if args.system not in physics.KINDS:
         choices = ", ".join(repr(k) for k in physics.KINDS)
         args.parser.error(f"argument --system: invalid choice: {args.system!r} (choose from {choices})")
-    cfg = demo_config(args.system, args.quick, args.seed, args.data, args.seeds)
-    from . import experiment
+    from . import demo, experiment
 
-    run_dir = new_run_dir(args.runs, cfg["experiment"]["name"])
+    cfg = demo.config(args.system, args.quick, args.seed, args.data, args.seeds)
+    run_dir = experiment.new_run_dir(args.runs, cfg["experiment"]["name"])
     console.print(f"[bold]pnn demo[/]: simulated {args.system} board, no hardware needed, "
                   f"{cfg['train']['seeds']} training seeds. Run folder: {run_dir}")  # fmt: skip
     experiment.run(cfg, run_dir, console=console)
@@ -100,18 +57,6 @@ def _train_flags(args: argparse.Namespace) -> dict:
     return flags
 
 
-def _fresh_out(path: Path, resume: bool) -> None:
-    """--out onto a folder that already holds a run would mix two runs' rows: refuse unless resuming."""
-    if resume or not path.exists():
-        return
-    # config.json and a twin alone are fine: pnn collect / fit-twin prepare a folder for pnn train to use
-    held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (path / n).exists()]
-    if held:
-        raise UsageError(f"--out {path}: that folder already holds a run ({', '.join(held)}); give a new --out "
-                         "folder, or --resume to continue it")  # fmt: skip
-
-
-
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from . import experiment
 
@@ -124,39 +69,27 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     from . import config
 
     cfg = config.load(args.experiment, _train_flags(args)).as_dict()  # every value checked before measuring
-    run_dir = Path(args.out) if args.out else new_run_dir(args.runs, cfg["experiment"]["name"])
-    _fresh_out(run_dir, False)
+    run_dir = Path(args.out) if args.out else experiment.new_run_dir(args.runs, cfg["experiment"]["name"])
+    experiment.check_fresh(run_dir)
     console.print(f"[bold]pnn train[/] {args.experiment} -> {run_dir}")
     experiment.run(cfg, run_dir, console=console)
     return 0
 
 
-def _experiment_dir(args: argparse.Namespace, overrides: dict | None = None) -> tuple[dict, Path]:
-    from . import config
-
-    cfg = config.load(args.experiment, overrides).as_dict()
-    run_dir = Path(args.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg, indent=1))
-    return cfg, run_dir
-
-
 def cmd_collect(args: argparse.Namespace, console: Console) -> int:
-    from .config import Flag
+    from . import config, experiment
 
-    cfg, run_dir = _experiment_dir(args, {"twin.samples": Flag("--samples", args.samples)})
-    from . import experiment
-
-    system = experiment.make_system(cfg["system"])
-    store = experiment.collect_data(cfg, system, run_dir)
-    console.print(f"{run_dir / 'twin-data'}: {store.verify()} samples in {store.n_chunks} verified chunks")
+    cfg = config.load(args.experiment, {"twin.samples": config.Flag("--samples", args.samples)}).as_dict()
+    store = experiment.collect_into(cfg, experiment.prepare_dir(cfg, args.out))
+    console.print(f"{store.root}: {store.verify()} samples in {store.n_chunks} verified chunks")
     return 0
 
 
 def cmd_fit_twin(args: argparse.Namespace, console: Console) -> int:
-    cfg, run_dir = _experiment_dir(args)
-    from . import experiment
+    from . import config, experiment
 
+    cfg = config.load(args.experiment).as_dict()
+    run_dir = experiment.prepare_dir(cfg, args.out)
     twin = experiment.fit_from_store(cfg, run_dir)
     console.print(f"{run_dir / 'twin.pt'}: held-out NRMSE {twin.nrmse:.3f} on {twin.metadata['n_test']} samples")
     return 0
@@ -171,31 +104,19 @@ def cmd_eval(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_sim_board(args: argparse.Namespace, console: Console) -> int:
-    from .boards.simboard import SimBoard, SimBoardError
+    from .boards.simboard import SimBoard
 
-    try:
-        board = SimBoard(args.seed, args.mqtt, args.id)
-    except SimBoardError as e:
-        raise UsageError(str(e)) from e
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # `kill` stops it as cleanly as Ctrl-C: the firmware process goes too
 
-    signal.signal(signal.SIGTERM, stop)
-    with board:
+    with SimBoard(args.seed, args.mqtt, args.id) as board:
+        signal.signal(signal.SIGTERM, stop)
         console.print(f"simulated board (seed {args.seed}) running the pnn firmware under MicroPython: {board.url}")
         console.print(f'use it: url = "{board.url}" in an experiment\'s \\[system], or pnn calibrate {board.url}')
         console.print("Ctrl-C stops it.")
-        try:
-            while True:
-                time.sleep(0.5)
-                if board.proc.poll() is not None:  # it died (or was killed): boot it again at the same URL
-                    console.print(f"the firmware exited ({board.proc.returncode}); restarting it at {board.url}")
-                    try:
-                        board.respawn()
-                    except SimBoardError as e:
-                        raise UsageError(f"{e}; see {board.folder}/firmware.log") from None
-        except KeyboardInterrupt:
-            return 0
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C (or `kill`) is how it is meant to stop
+            board.serve(lambda code: console.print(f"the firmware exited ({code}); restarting it at {board.url}"))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
@@ -289,13 +210,12 @@ def _device_args(urls: list[str], serial: list[str], mqtt: list[str]) -> tuple[l
 
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
     from .boards import diagnose
-    from .boards.discover import list_devices, table
+    from .boards.discover import table
 
     serial, mqtt = _device_args(args.urls, args.serial, args.mqtt)
     brokers = [_broker_url(b) for b in mqtt]
     with console.status("asking every port and broker for HELLO"):
-        rows = list_devices(serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
-    rows = [diagnose.probe_slow_board(r) for r in rows]
+        rows = diagnose.survey(serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
     for r in rows:  # a broker row carries the URL as given: keep its password off the screen
         r["url"] = re.sub(r"^(mqtt://)[^/@]*@", r"\1", r["url"])
     if args.json:
@@ -368,6 +288,8 @@ _PARSER_OPTIONS: list[list[str]] = []  # every option string of every subcommand
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .demo import DEMO_SEEDS  # (a light module: --help stays quick)
+
     parser = _Parser(prog="pnn", description="Physical neural networks with physics-aware training.")
     parser.add_argument("--version", action="version", version=f"pnn {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",

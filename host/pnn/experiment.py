@@ -7,9 +7,11 @@ a message that says which keys exist; the checks live in config.py.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,48 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """A run folder under `root` named by the time and `name` that does not exist yet."""
+    path = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{n}"
+    return path
+
+
+def check_fresh(run_dir: Path, flag: str = "--out") -> None:
+    """A new run into a folder that already holds one would mix two runs' rows: refuse (resume it instead)."""
+    if not run_dir.exists():
+        return
+    # config.json and a twin alone are fine: pnn collect / fit-twin prepare a folder for pnn train to use
+    held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (run_dir / n).exists()]
+    if held:
+        raise ExperimentError(f"{flag} {run_dir}: that folder already holds a run ({', '.join(held)}); give a new "
+                              f"{flag} folder, or --resume to continue it")  # fmt: skip
+
+
+def prepare_dir(cfg: dict[str, Any], run_dir: str | Path) -> Path:
+    """The run folder, made if need be, with the resolved config in it (what pnn collect / fit-twin leave)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg, indent=1))
+    return run_dir
+
+
+@contextlib.contextmanager
+def opened_system(spec: dict[str, Any]) -> Iterator[PhysicalSystem]:
+    """`make_system(spec)`, closed when the block ends: a board's link closes with the command that used it,
+    so a later session on its port gets every reply."""
+    system = make_system(spec)
+    try:
+        yield system
+    finally:
+        close = getattr(system, "close", None)
+        if callable(close):
+            close()
+
+
 def make_system(spec: dict[str, Any]) -> PhysicalSystem:
     """A simulated system by kind, or a device / pool by URL (`url`, or a list of URLs)."""
     if spec.get("url"):
@@ -84,6 +128,12 @@ def collect_data(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, 
     collect(system, twin_cfg["samples"], seed=cfg["system"]["seed"], chunk=CHUNK, repeats=twin_cfg["repeats"],
             store=store, show_progress=show_progress)
     return store
+
+
+def collect_into(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True) -> DataStore:
+    """`pnn collect`: measure the twin's data on the configured system into run_dir/twin-data, then close it."""
+    with opened_system(cfg["system"]) as system:
+        return collect_data(cfg, system, run_dir, show_progress=show_progress)
 
 
 def fit_from_store(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = True) -> Twin | dict[str, Twin]:
@@ -126,13 +176,13 @@ def evaluate(run_dir: Path, trainer: str = "pat") -> float:
     checkpoint_path = found[-1]
     cfg = json.loads((run_dir / "config.json").read_text())
     task = load_task(cfg["task"]["name"], cfg["task"]["data"])
-    system = make_system(cfg["system"])
     twin = load_twins(run_dir) if trainer != "digital" else None
     checkpoint = torch.load(checkpoint_path, weights_only=True)
-    net, _, test_bodies = build(trainer, task, system, twin, TrainConfig(**checkpoint["config"]))  # type: ignore[arg-type]
-    net.load_state_dict(checkpoint["state_dict"])
-    net.use(test_bodies).eval()
-    return accuracy(net, task.x_test, task.y_test)[0]
+    with opened_system(cfg["system"]) as system:
+        net, _, test_bodies = build(trainer, task, system, twin, TrainConfig(**checkpoint["config"]))  # type: ignore[arg-type]
+        net.load_state_dict(checkpoint["state_dict"])
+        net.use(test_bodies).eval()
+        return accuracy(net, task.x_test, task.y_test)[0]
 
 
 def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True, console: Console | None = None,
@@ -152,8 +202,7 @@ def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True,
     record: dict[str, Any] = {"versions": provenance.versions(), "seeds": seeds, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     _write_record(run_dir, record)
     task = load_task(cfg["task"]["name"], cfg["task"]["data"])
-    system = make_system(cfg["system"])
-    try:
+    with opened_system(cfg["system"]) as system:
         record["boards"] = provenance.boards(system)
         _write_record(run_dir, record)
         started = time.perf_counter()
@@ -195,10 +244,6 @@ def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True,
             per_device = stats if all(isinstance(v, dict) for v in stats.values()) else {cfg["system"]["url"]: stats}
             (run_dir / "devices.json").write_text(json.dumps(per_device, indent=1, default=str))
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))  # written last: the run is complete
-    finally:  # a board's link closes with the run, so a later session on its port gets every reply
-        close = getattr(system, "close", None)
-        if callable(close):
-            close()
     regenerate(run_dir)
     console.print(summary_table([summary]))
     return summary

@@ -132,3 +132,12 @@ def probe_slow_board(row: dict[str, Any]) -> dict[str, Any]:
         return row
     again = list_devices([path], scan_usb=False, timeout=max(PROBE_TIMEOUT_S, SLOW_BOARD_FACTOR * k.seconds))
     return dict(again[0], hint=row.get("hint", "")) if again else row
+
+
+def survey(serial: list[str], brokers: list[str], *, scan_usb: bool, prefix: str, wait: float) -> list[dict[str, Any]]:
+    """`pnn devices`: the rows of `discover.list_devices`, each slow serial board probed again with time
+    for its measured round trip (`probe_slow_board`)."""
+    from .discover import list_devices
+
+    rows = list_devices(serial, brokers, scan_usb=scan_usb, prefix=prefix, wait=wait)
+    return [probe_slow_board(r) for r in rows]

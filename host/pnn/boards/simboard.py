@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 
 from ..link.errors import UserError
@@ -96,6 +97,24 @@ class SimBoard:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise SimBoardError(f"the simulated board did not restart: {self._log_path.read_text()[offset:][-300:]}")
             time.sleep(0.05)
+
+    def serve(self, on_restart: Callable[[int | None], None] | None = None) -> None:
+        """Keep the firmware running until interrupted (KeyboardInterrupt ends the call): one that exits or
+        is killed is started again at the same URL, after `on_restart(its exit status)`.
+
+        Raises:
+            SimBoardError: it did not come back (the message names the firmware's log).
+        """
+        while True:
+            time.sleep(0.5)
+            if self.proc.poll() is None:
+                continue
+            if on_restart is not None:
+                on_restart(self.proc.returncode)
+            try:
+                self.respawn()
+            except SimBoardError as e:
+                raise SimBoardError(f"{e}; see {self._log_path}") from None
 
     def close(self) -> None:
         if self._cable is not None:
