@@ -9,6 +9,6 @@ Modules:
     transport  the Transport interface; serial, mqtt, sim implement it
     client     the asyncio client (AsyncDevice, make_device): ids, window, re-sends, reconnect, outages
     timing     how long to wait: RFC 6298's retransmission timer plus the board's own work time
-    sync       the small synchronous client (StreamLink, MqttLink, SyncClient) for tools and tests
+    sync       the one synchronous client (StreamLink, MqttLink, SyncClient, open_serial) for tools and tests
     loop       one background asyncio loop shared by synchronous callers
 """
