@@ -63,15 +63,15 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     return path
 
 
-def check_fresh(run_dir: Path, flag: str = "--out") -> None:
+def check_fresh(run_dir: Path) -> None:
     """A new run into a folder that already holds one would mix two runs' rows: refuse (resume it instead)."""
     if not run_dir.exists():
         return
     # config.json and a twin alone are fine: pnn collect / fit-twin prepare a folder for pnn train to use
     held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (run_dir / n).exists()]
     if held:
-        raise ExperimentError(f"{flag} {run_dir}: that folder already holds a run ({', '.join(held)}); give a new "
-                              f"{flag} folder, or --resume to continue it")  # fmt: skip
+        raise ExperimentError(f"--out {run_dir}: that folder already holds a run ({', '.join(held)}); give a new "
+                              "--out folder, or --resume to continue it")  # fmt: skip
 
 
 def prepare_dir(cfg: dict[str, Any], run_dir: str | Path) -> Path:
