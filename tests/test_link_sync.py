@@ -9,6 +9,7 @@ not there.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import tty
 
@@ -74,6 +75,31 @@ def test_open_serial_opens_a_pty_as_a_board_port():
         link.write_raw(b"\x00" + frame(encode(messages.hello_request(3))))
         got = messages_in(StreamLink(master).read_raw(10.0, lambda d: bool(messages_in(d))))
         assert [(m["t"], m["id"]) for m in got] == [(messages.HELLO, 3)]
+    finally:
+        link.close()
+        os.close(slave)
+        os.close(master)
+
+
+def test_a_write_larger_than_the_port_buffer_waits_for_room():
+    master, slave = os.openpty()
+    tty.setraw(master)
+    link = open_serial(os.ttyname(slave))  # non-blocking: a full buffer refuses the write
+    data = bytes(range(256)) * 1024  # far more than a pty holds
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            link.write_raw(data)
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            errors.append(e)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        got = StreamLink(master).read_raw(60.0, lambda d: len(d) >= len(data))
+        writer.join(60.0)
+        assert errors == [] and got == data
     finally:
         link.close()
         os.close(slave)

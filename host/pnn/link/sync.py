@@ -55,7 +55,11 @@ class StreamLink:
             return
         view = memoryview(data)
         while view:
-            n = os.write(self._fd, view)
+            try:
+                n = os.write(self._fd, view)
+            except BlockingIOError:  # a non-blocking port (open_serial's) whose buffer is full: wait for room
+                select.select([], [self._fd], [])
+                continue
             view = view[n:]
 
     def _read_some(self, timeout: float) -> bytes:
