@@ -41,7 +41,7 @@ from pnn.train import train
 from pnn.twin import collect, fit
 
 ROOT = Path(__file__).resolve().parents[1]
-VOWELS = ROOT.parent / "shared" / "data" / "vowels_hillenbrand_subset.csv"
+VOWELS = ROOT / "host" / "pnn" / "datasets" / "vowels_hillenbrand_subset.csv"  # shipped with pnn
 KINDS = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}
 FASHION = ("fashion-mnist", None, 2000, 2000)  # task, data, train subset, test subset
 

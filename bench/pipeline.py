@@ -78,13 +78,10 @@ def main() -> int:
             console.print(f"fitting {args.boards} twins on {args.twin_samples} measured drives ...")
             twins = fit_twins(pool, args.twin_samples, epochs=100, show_progress=False)
             console.print("twin NRMSE: " + ", ".join(f"{t.nrmse:.3f}" for t in twins.values()))
-            initial = {k: {n: v.clone() for n, v in t.state_dict().items()} for k, t in twins.items()}
             task = digits()
             for seed in args.seeds:
                 for name, (ahead, micro) in modes.items():
-                    micro = args.micro if micro else 1
-                    for key, twin in twins.items():  # every run starts from the same fitted twins
-                        twin.load_state_dict(initial[key])
+                    micro = args.micro if micro else 1  # each run refines its own copy of the fitted twins
                     cfg = TrainConfig(depth=2, epochs=args.epochs, batch_size=32, lr=0.02, seed=seed)
                     pcfg = PipelineConfig(pipeline=ahead, micro_batches=micro, refine_every=5, refine_steps=10)
                     result = train_pipelined(task, pool, twins, cfg, pcfg, show_progress=False)

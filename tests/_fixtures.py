@@ -15,6 +15,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUN_PY = ROOT / "firmware" / "sim" / "run.py"
 SIM_BOARD = ROOT / "firmware" / "boards" / "sim.json"
+# A small experiment (a 300-sample twin, 2 epochs) for the CLI and run-folder tests.
+TINY = """
+[experiment]
+name = "tiny"
+[system]
+kind = "electronic"
+n_in = 64
+n_out = 16
+[twin]
+samples = 300
+epochs = 5
+hidden = [32]
+[train]
+trainers = ["in-silico", "pat"]
+depth = 2
+epochs = 2
+"""
 
 
 def board_file(folder: Path, **overrides: object) -> str:

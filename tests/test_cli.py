@@ -4,25 +4,9 @@ import json
 import subprocess
 
 import pytest
+from _fixtures import TINY
 
 from pnn.cli import main
-
-TINY = """
-[experiment]
-name = "tiny"
-[system]
-kind = "electronic"
-n_in = 64
-n_out = 16
-[twin]
-samples = 300
-epochs = 5
-hidden = [32]
-[train]
-trainers = ["in-silico", "pat"]
-depth = 2
-epochs = 2
-"""
 
 
 def test_console_script_is_installed():
@@ -45,7 +29,7 @@ def test_train_writes_a_complete_run_folder_and_report_regenerates_it(tmp_path):
         assert (run / name).exists(), name
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["accuracy"]) == {"in-silico", "pat"} and summary["accuracy"]["pat"] > 0.2
-    assert (run / "checkpoints" / "pat.pt").exists()
+    assert (run / "checkpoints" / "pat.seed0.pt").exists()
     (run / "training.png").unlink()
     assert main(["report", str(run)]) == 0
     assert (run / "training.png").stat().st_size > 10_000
@@ -57,8 +41,8 @@ def test_train_writes_a_complete_run_folder_and_report_regenerates_it(tmp_path):
         ("[train\nepochs = 2", "not valid TOML"),
         ("[training]\nepochs = 2", "unknown section [training]"),
         ("[train]\nepoch = 2", "unknown key 'epoch' in [train]"),
-        ("[system]\nkind = 'quantum'", "unknown system kind 'quantum'"),
-        ("[task]\nname = 'vowels'\ndata = '/nonexistent/v.csv'", "no such file"),
+        ("[system]\nkind = 'quantum'", "[system] kind = 'quantum'"),
+        ("[task]\nname = 'vowels'\ndata = '/nonexistent/v.csv'", "there is no /nonexistent/v.csv"),
     ],
 )
 def test_malformed_experiment_is_one_line_and_exit_2(run_cli, tmp_path, text, expected):
@@ -74,8 +58,8 @@ def test_bad_arguments_are_one_line(run_cli, tmp_path):
     assert run_cli("train", str(tmp_path / "missing.toml")).returncode == 2
     result = run_cli("report", str(tmp_path))
     assert result.returncode == 2 and "not a run folder" in result.stderr
-    result = run_cli("demo", "--system", "optical")
-    assert result.returncode == 2 and "--data" in result.stderr
+    result = run_cli("demo", "--data", "nope.csv")  # the electronic demo's digits read no data file
+    assert result.returncode == 2 and "--data 'nope.csv'" in result.stderr
 
 
 def test_usage_mistakes_are_one_line_pointing_at_help(run_cli):
@@ -126,4 +110,8 @@ def test_train_against_the_firmware_under_micropython_over_a_pty(run_cli, tmp_pa
         assert result.returncode == 0, result.stderr
         summary = json.loads((run / "summary.json").read_text())
         assert summary["system"].startswith("serial://") and summary["accuracy"]["pat"] > 0.2
+        board_record = json.loads((run / "run.json").read_text())["boards"][0]  # the HELLO it answered
+        assert board_record["id"] == "sim-4" and board_record["hello"]["device"] == "sim-4"
+        assert board_record["hello"]["fw"] and board_record["hello"]["caps"]["adc_bits"] == 12
+        assert set(board_record["calibration"]) == {"dac_lo", "dac_hi", "adc_lo", "adc_hi"}
         assert board.proc.poll() is None  # the board is still serving

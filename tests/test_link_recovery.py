@@ -78,7 +78,7 @@ def test_a_silent_reboot_behind_an_open_port_is_noticed_and_the_configuration_re
     with connect(url) as board:
         assert _config(board)["rest_code"] == 77, "connect applies the URL's configuration"
         before = board(torch.rand(4, 16))
-        with caplog.at_level(logging.WARNING, logger="pnn.devices"):
+        with caplog.at_level(logging.WARNING, logger="pnn.link.client"):
             restart(sim, "--serial", sim.path, "--seed", "3", ready="serving")  # SIGKILL + boot: no goodbye
             _wait_for(lambda: board.stats()["reboots"] == 1 and board.aio.connected, 90, "the reboot is noticed")
         assert _config(board)["rest_code"] == 77, "the configuration is re-applied after the reboot"

@@ -105,12 +105,14 @@ import sys
 sys.path.insert(0, {proto!r})
 sys.path.insert(0, {fw!r})
 from pnn_fw import config
-from pnn_fw.mqtt_link import serve_mqtt
+from pnn_fw.mqtt_link import make_client, serve_mqtt
 from pnn_fw.hal import make_hal
 from pnn_fw.loop import DeviceLoop
 board = config.load_board("board.json", "secrets.json")
+settings = config.mqtt_settings(board)
+client = make_client(settings, board["max_frame"])  # as main.py: the frame-sized buffer first
 loop = DeviceLoop(board, make_hal(board), config.device_id(board))
-serve_mqtt(loop, config.mqtt_settings(board))
+serve_mqtt(loop, settings, client=client)
 """
 
 

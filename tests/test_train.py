@@ -1,4 +1,8 @@
-"""Each trainer on a tiny budget, on a system defined outside the project."""
+"""Each trainer on a tiny budget, on a system defined outside the project; every query counted, once.
+
+"Improves over its start": the same network (same seed) before any step and after three epochs.
+"Counted": a simulated board's own RUN-sample statistics against the queries the rows report.
+"""
 
 import json
 
@@ -8,7 +12,9 @@ from toy_systems import LeakyTanh
 
 from pnn import fit_twin
 from pnn.data import Task, load_task
-from pnn.train import TrainConfig, train
+from pnn.devices import connect
+from pnn.train import TrainConfig, accuracy, train
+from pnn.trainers.count import counting
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +33,7 @@ def test_trainer_learns_on_tiny_budget(setup, trainer, tmp_path):
     assert result.test_accuracy > 0.5, f"{trainer}: {result.test_accuracy}"  # chance is 0.1
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3] and all(r["trainer"] == trainer for r in rows)
-    checkpoint = torch.load(tmp_path / "checkpoints" / f"{trainer}.pt", weights_only=True)
+    checkpoint = torch.load(tmp_path / "checkpoints" / f"{trainer}.seed0.pt", weights_only=True)
     assert checkpoint["epoch"] == 3 and "readout.weight" in checkpoint["state_dict"]
 
 
@@ -56,3 +62,46 @@ def test_drive_width_must_be_a_multiple_of_the_input(setup):
     twin = fit_twin(system, 100, epochs=1, hidden=(8,), show_progress=False)
     with pytest.raises(ValueError, match="multiple of 64"):
         train("pat", task, system, twin, TrainConfig(epochs=1), show_progress=False)
+
+
+NEW = ["pat-pipelined", "pat-refine", "pat-dat", "spsa", "cma-es", "local"]
+
+
+@pytest.mark.parametrize("trainer", NEW)
+def test_new_trainer_improves_over_its_start(setup, trainer) -> None:
+    task, system, twin = setup
+    start = train(trainer, task, system, twin, TrainConfig(depth=2, epochs=0), show_progress=False)
+    before = accuracy(start.net, task.x_test, task.y_test)[0]
+    result = train(trainer, task, system, twin, TrainConfig(depth=2, epochs=3), show_progress=False)
+    assert result.test_accuracy > before + 0.2, f"{trainer}: {before:.3f} -> {result.test_accuracy:.3f}"
+    queries = [r["queries"] for r in result.history]
+    assert queries == sorted(queries) and queries[0] > 0
+
+
+def test_model_free_trainers_never_touch_a_twin(setup) -> None:
+    task, system, _ = setup
+    for trainer in ("spsa", "cma-es"):
+        result = train(trainer, task, system, None, TrainConfig(depth=1, epochs=1), show_progress=False)
+        assert result.test_accuracy > 0.2
+    with pytest.raises(ValueError, match="needs a system and a twin"):
+        train("pat-dat", task, system, None)
+
+
+@pytest.mark.parametrize("trainer", ["spsa", "pat", "pat-pipelined"])
+def test_query_counts_equal_the_run_samples_the_board_saw(setup, trainer) -> None:
+    task, _, _ = setup
+    task = Task("tiny", task.x_train[:96], task.y_train[:96], task.x_test[:40], task.y_test[:40], task.classes)
+    # The in-process sim computes on this shared CPU: under load a reply can take seconds, not the default 1 s.
+    with connect("sim://electronic?seed=2&n_in=64&n_out=16&timeout=30") as board:
+        twin = None
+        if trainer != "spsa":
+            counted = counting(board, "twin")
+            twin = fit_twin(counted, 200, chunk=64, epochs=2, hidden=(16,), show_progress=False)
+            twin.metadata["queries"] = counted.rows["twin"]
+        result = train(trainer, task, board, twin, TrainConfig(depth=2, epochs=2, batch_size=32), show_progress=False)
+        last = result.history[-1]
+        assert board.stats()["samples"] == last["queries"] + last["eval_queries"]
+    steps_per_epoch, passes = 3, 2 if trainer == "spsa" else 1  # SPSA measures each batch at theta +- c d
+    training = 2 * 96 * 2 * passes  # epochs x rows x depth x passes
+    assert last["eval_queries"] == 2 * 40 * 2 and steps_per_epoch == 96 // 32
+    assert last["queries"] == training + (256 if trainer == "spsa" else 200)  # + probe or twin data

@@ -7,10 +7,12 @@ packer for the short responses, and the RESULT cache, a byte pool that RESULTs a
 checked against the limits before anything is played or packed.
 """
 
+from micropython import const
+
 from pnn_fw import FW_VERSION
 from pnn_fw.runner import MAX_OVERSAMPLE, MAX_SETTLE, LayerRunner
 from pnn_protocol import errors, messages
-from pnn_protocol.codec import DecodeError, Packer, _Reader
+from pnn_protocol.codec import DecodeError, Packer, Reader
 from pnn_protocol.errors import ProtocolError
 from pnn_protocol.framing import CRC_LEN, max_payload
 
@@ -18,36 +20,14 @@ from pnn_protocol.framing import CRC_LEN, max_payload
 ACTION_REPL = "repl"
 ACTION_HARD_RESET = "hard_reset"
 
-CACHE_ENTRIES = 8  # most RESULTs kept (the pool's size usually binds first for big ones)
-TX_SMALL = 1024  # every response but RESULT fits this: HELLO, PONG (data <= MAX_PING), CONFIG, ERROR
-MAX_PING = 256
+CACHE_ENTRIES = const(8)  # most RESULTs kept (the pool's size usually binds first for big ones)
+TX_SMALL = const(1024)  # every response but RESULT fits this: HELLO, PONG (data <= MAX_PING), CONFIG, ERROR
+MAX_PING = const(256)
 # What decoding one request may allocate. A v1 request is a map of about ten keys; bins (the drive) are
 # views into the frame, never copies. An array of 8,000 nils fits a frame but not the heap: it is
 # refused as BAD_PAYLOAD before it is built, instead of ending in a MemoryError.
-MAX_ITEMS = 64  # container entries (map pairs, array items) in the whole request
-MAX_STR = 1024  # bytes of str values and keys in the whole request
-
-
-class _BoundedReader(_Reader):
-    """pnn_protocol's msgpack reader with an allocation budget for a request."""
-
-    def __init__(self, data) -> None:
-        _Reader.__init__(self, data)
-        self.items = MAX_ITEMS
-        self.str_bytes = MAX_STR
-
-    def container(self, kind, k, depth):
-        self.items -= k
-        if self.items < 0:
-            raise DecodeError("request holds more than %d container entries" % MAX_ITEMS)
-        return _Reader.container(self, kind, k, depth)
-
-    def blob(self, kind, k):
-        if kind == "s":
-            self.str_bytes -= k
-            if self.str_bytes < 0:
-                raise DecodeError("request holds more than %d bytes of strings" % MAX_STR)
-        return _Reader.blob(self, kind, k)
+MAX_ITEMS = const(64)  # container entries (map pairs, array items) in the whole request
+MAX_STR = const(1024)  # bytes of str values and keys in the whole request
 
 
 def decode_request(payload):
@@ -56,11 +36,7 @@ def decode_request(payload):
     Raises:
         DecodeError: malformed, outside the subset or the budget, or trailing bytes.
     """
-    r = _BoundedReader(payload)
-    v = r.value(0)
-    if r.i != r.end:
-        raise DecodeError("%d trailing bytes after the msgpack value" % (r.end - r.i))
-    return v
+    return Reader(payload, MAX_ITEMS, MAX_STR).read()
 
 
 def boot_id() -> int:

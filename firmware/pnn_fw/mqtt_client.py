@@ -10,18 +10,20 @@ import socket
 import struct
 from time import ticks_diff, ticks_ms
 
-CONNECT = 0x10
-CONNACK = 0x20
-PUBLISH = 0x30
-PUBACK = 0x40
-SUBSCRIBE = 0x82
-SUBACK = 0x90
-PINGREQ = 0xC0
-PINGRESP = 0xD0
-DISCONNECT = 0xE0
+from micropython import const
 
-IPPROTO_TCP = 6  # not exported by every port's socket module
-TCP_NODELAY = 1
+CONNECT = const(0x10)
+CONNACK = const(0x20)
+PUBLISH = const(0x30)
+PUBACK = const(0x40)
+SUBSCRIBE = const(0x82)
+SUBACK = const(0x90)
+PINGREQ = const(0xC0)
+PINGRESP = const(0xD0)
+DISCONNECT = const(0xE0)
+
+IPPROTO_TCP = const(6)  # not exported by every port's socket module
+TCP_NODELAY = const(1)
 
 TOO_LONG = -1  # check_msg's report of a PUBLISH whose payload exceeded max_payload (skipped)
 _PINGREQ = bytes((PINGREQ, 0))

@@ -7,16 +7,13 @@ import gc
 import sys
 import time
 
+from micropython import const
+
 from pnn_fw.mqtt_client import TOO_LONG, MQTTClient
 from pnn_protocol import errors
+from pnn_protocol.messages import topics
 
-POLL_MS = 1000
-
-
-def topics(device_id: str) -> tuple:
-    """(req, resp, status) topics of a device."""
-    base = "pnn/" + device_id + "/"
-    return base + "req", base + "resp", base + "status"
+POLL_MS = const(1000)
 
 
 def _log(msg: str) -> None:

@@ -20,9 +20,10 @@ from array import array
 from time import ticks_add, ticks_diff, ticks_us
 
 import micropython
+from micropython import const
 
-MAX_OVERSAMPLE = 64
-MAX_SETTLE = 65535
+MAX_OVERSAMPLE = const(64)
+MAX_SETTLE = const(65535)
 _SUM_LIMIT = 1 << 30  # a bin's sum must stay a small int on 32-bit boards (and in viper's machine word)
 IDLE_HZ = 8  # calls of `idle` per second of sample clock (MQTT keepalives are >= 1 s)
 

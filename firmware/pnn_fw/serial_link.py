@@ -8,14 +8,16 @@ PtyPort opens a tty path on the unix port. `serve` runs the loop until a REPL re
 import select
 import sys
 
+from micropython import const
+
 from pnn_protocol.framing import FrameDecoder, frame_into, frame_len
 
-RX_CHUNK = 2048
+RX_CHUNK = const(2048)
 # Linux termios values the unix port's termios module does not export
-_CS8 = 0x30
-_PARENB = 0x100
-_VMIN = 6
-_VTIME = 5
+_CS8 = const(0x30)
+_PARENB = const(0x100)
+_VMIN = const(6)
+_VTIME = const(5)
 
 
 class PortClosed(OSError):

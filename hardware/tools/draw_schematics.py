@@ -115,7 +115,7 @@ def electronic(b: Board, mcp4725_option: bool) -> schemdraw.Drawing:
     d += elm.Ground()
     d += elm.Resistor().at(out.center).right().label("RDIV_TOP\n10 kΩ")
     d += elm.Line().right(0.8)
-    d += (tap := elm.Dot().label("ADC", loc="top"))
+    d += (tap := elm.Dot().label("ADC", loc="right", ofst=(0.15, 0.35)))  # the return wire leaves upwards
     d += elm.Resistor().down().label("RDIV_BOT\n15 kΩ", loc="bottom")
     d += elm.Ground()
     _return_to_pin(d, tap.center, ic.adc, top=d.get_bbox().ymax + 0.8)
@@ -151,7 +151,7 @@ def _mcp4725_option(d: schemdraw.Drawing) -> None:
     d += elm.Line().at(dac.vout).right(1.2)
     d += elm.Dot(open=True).label("to R1 (GP15 left unconnected)", loc="right")
     _note(d, "I2C address 0x60 on MCP4725A0 modules with A0 low (e.g. SparkFun); Adafruit's breakout is 0x62.")
-    _note(d, "I2C at 400 kHz limits it to about 7 kS/s: use C1 = 82 nF at that rate.")
+    _note(d, "I2C at 400 kHz limits it to about 7 kS/s: use C1 = 82 nF (C1-B in the BOM) at that rate.")
 
 
 def _pwm_filter(d: schemdraw.Drawing, start) -> None:
@@ -191,7 +191,8 @@ def mechanical(b: Board, pwm: bool) -> schemdraw.Drawing:
     d += elm.Capacitor(polar=True).right().label("C1 10 µF\n(+ to the left)")
     d += (top := elm.Dot())
     d += elm.Line().right(0.5)
-    d += (pot := elm.Potentiometer().down().label("VR1\n10 kΩ", loc="bottom"))
+    # label on the left: the wiper's wire leaves to the right
+    d += (pot := elm.Potentiometer().down().label("VR1\n10 kΩ", loc="top"))
     d += elm.Ground()
     # side slots count from the bottom up
     amp = elm.Ic(pins=[elm.IcPin(name="L in", side="left", slot="2/2", anchorname="inl"),
@@ -250,9 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     """Write every schematic under hardware/ (or under --out)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HW, help="folder that holds electronic/ and mechanical/")
+    ap.add_argument("--png", action="store_true", help="PNG previews (matplotlib) instead of the SVGs, to look at")
     args = ap.parse_args(argv)
+    if args.png:
+        schemdraw.use("matplotlib")
     for rel, draw in SCHEMATICS.items():
-        path = args.out / rel
+        path = args.out / (rel.replace(".svg", ".png") if args.png else rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         draw().save(str(path))
         print(f"wrote {path}")

@@ -1,53 +1,65 @@
-"""The `pnn` command. Every failure a user can cause ends in one line saying what to do, and exit code 2."""
+"""The `pnn` command. Every failure a user can cause ends in one line saying what to do, and exit code 2.
+
+Heavy libraries (torch, matplotlib, the device clients) load inside the commands that need them, so
+`pnn --help` and `pnn --version` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import logging
 import re
 import shutil
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+from . import __version__
 
-from . import experiment
+if TYPE_CHECKING:
+    from rich.console import Console
 
-DEMO_SYSTEMS = ("electronic", "mechanical", "optical")
+from .link.errors import NotPnnFirmware, UserError
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A mistake the user can mend; printed as one line."""
 
 
-def demo_config(system: str, quick: bool, seed: int, data: str | None = None) -> dict:
+DEMO_SEEDS = 3  # the demo's table is a mean +- std over this many training seeds
+
+
+def demo_config(system: str, quick: bool, seed: int, data: str | None = None, seeds: int | None = None) -> dict:
     """The `pnn demo` experiment: a simulated board, 3 physical layers, realistic noise and drift.
 
     The twin is the paper's kind (an MLP) fit on 2,000 measurements: good enough for PAT, not good
-    enough for in-silico training, which is the point the demo makes.
+    enough for in-silico training, which is the point the demo makes. Every value, the flags' too,
+    is checked before anything is measured.
     """
+    from . import config
+
     raw: dict = {
         "experiment": {"name": f"demo-{system}"},
         "system": {"kind": system, "seed": seed},
-        "train": {"depth": 3, "epochs": 20, "batch_size": 64, "seed": seed},
+        "train": {"depth": 3, "epochs": 6, "batch_size": 64, "seed": seed, "seeds": DEMO_SEEDS},
         "twin": {"samples": 2000, "epochs": 100},
     }
     if system == "mechanical":
         raw["system"]["noise"] = {"drift": 0.001}  # a few kelvin of drift for a high-Q plate
-        raw["train"]["epochs"] = 30
+        raw["train"]["epochs"] = 10
     if system == "optical":
-        if data is None:
-            raise UsageError("the optical demo runs the vowel task: pass --data PATH/TO/vowels.csv "
-                             "(columns f0..f11,label,vowel,split)")
-        raw["task"] = {"name": "vowels", "data": data}
+        raw["task"] = {"name": "vowels"}  # the subset shipped with pnn, unless --data names another CSV
         raw["system"].update(n_in=24, n_out=12)
-        raw["train"].update(encoder="concat", batch_size=16, epochs=60, depth=1)
+        raw["train"].update(encoder="concat", batch_size=16, epochs=40, depth=1)
     if quick:
         raw["train"]["epochs"] = max(2, raw["train"]["epochs"] // 5)
         raw["twin"].update(samples=500, epochs=30)
-    return experiment.resolve(raw)
+    flags = {"task.data": config.Flag("--data", data), "train.seeds": config.Flag("--seeds", seeds)}
+    return config.parse(raw, flags).as_dict()
 
 
 def new_run_dir(root: str, name: str) -> Path:
@@ -60,50 +72,92 @@ def new_run_dir(root: str, name: str) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    config = demo_config(args.system, args.quick, args.seed, args.data)
-    run_dir = new_run_dir(args.runs, config["experiment"]["name"])
-    console.print(f"[bold]pnn demo[/]: simulated {args.system} board, no hardware needed. Run folder: {run_dir}")
-    experiment.run(config, run_dir, console=console)
+    cfg = demo_config(args.system, args.quick, args.seed, args.data, args.seeds)
+    from . import experiment
+
+    run_dir = new_run_dir(args.runs, cfg["experiment"]["name"])
+    console.print(f"[bold]pnn demo[/]: simulated {args.system} board, no hardware needed, "
+                  f"{cfg['train']['seeds']} training seeds. Run folder: {run_dir}")  # fmt: skip
+    experiment.run(cfg, run_dir, console=console)
     console.print(f"plots: {run_dir}/training.png, {run_dir}/twin.png, {run_dir}/confusion.png")
     return 0
 
 
+def _train_flags(args: argparse.Namespace) -> dict:
+    from .config import Flag
+
+    flags = {"train.epochs": Flag("--epochs", args.epochs), "train.seeds": Flag("--seeds", args.seeds),
+             "task.data": Flag("--data", args.data), "system.patience": Flag("--patience", args.patience)}  # fmt: skip
+    if args.trainers is not None:
+        flags["train.trainers"] = Flag("--trainers", [t for t in args.trainers.split(",") if t])
+    return flags
+
+
+def _fresh_out(path: Path, resume: bool) -> None:
+    """--out onto a folder that already holds a run would mix two runs' rows: refuse unless resuming."""
+    if resume or not path.exists():
+        return
+    # config.json and a twin alone are fine: pnn collect / fit-twin prepare a folder for pnn train to use
+    held = [n for n in ("metrics.jsonl", "summary.json", "predictions.json") if (path / n).exists()]
+    if held:
+        raise UsageError(f"--out {path}: that folder already holds a run ({', '.join(held)}); give a new --out "
+                         "folder, or --resume to continue it")  # fmt: skip
+
+
+
 def cmd_train(args: argparse.Namespace, console: Console) -> int:
-    config = experiment.load(args.experiment)
-    if args.epochs is not None:
-        config["train"]["epochs"] = args.epochs
-    run_dir = Path(args.out) if args.out else new_run_dir(args.runs, config["experiment"]["name"])
+    from . import experiment
+
+    if args.resume:
+        console.print(f"[bold]pnn train[/] resuming {args.resume}")
+        experiment.run(experiment.load_run(args.resume), Path(args.resume), console=console, resume=True)
+        return 0
+    if args.experiment is None:
+        raise UsageError("pnn train needs an experiment file (e.g. examples/electronic-digits.toml) or --resume RUN_FOLDER")
+    from . import config
+
+    cfg = config.load(args.experiment, _train_flags(args)).as_dict()  # every value checked before measuring
+    run_dir = Path(args.out) if args.out else new_run_dir(args.runs, cfg["experiment"]["name"])
+    _fresh_out(run_dir, False)
     console.print(f"[bold]pnn train[/] {args.experiment} -> {run_dir}")
-    experiment.run(config, run_dir, console=console)
+    experiment.run(cfg, run_dir, console=console)
     return 0
 
 
-def _experiment_dir(args: argparse.Namespace) -> tuple[dict, Path]:
-    config = experiment.load(args.experiment)
+def _experiment_dir(args: argparse.Namespace, overrides: dict | None = None) -> tuple[dict, Path]:
+    from . import config
+
+    cfg = config.load(args.experiment, overrides).as_dict()
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    return config, run_dir
+    (run_dir / "config.json").write_text(json.dumps(cfg, indent=1))
+    return cfg, run_dir
 
 
 def cmd_collect(args: argparse.Namespace, console: Console) -> int:
-    config, run_dir = _experiment_dir(args)
-    if args.samples is not None:
-        config["twin"]["samples"] = args.samples
-    system = experiment.make_system(config["system"])
-    store = experiment.collect_data(config, system, run_dir)
+    from .config import Flag
+
+    cfg, run_dir = _experiment_dir(args, {"twin.samples": Flag("--samples", args.samples)})
+    from . import experiment
+
+    system = experiment.make_system(cfg["system"])
+    store = experiment.collect_data(cfg, system, run_dir)
     console.print(f"{run_dir / 'twin-data'}: {store.verify()} samples in {store.n_chunks} verified chunks")
     return 0
 
 
 def cmd_fit_twin(args: argparse.Namespace, console: Console) -> int:
-    config, run_dir = _experiment_dir(args)
-    twin = experiment.fit_from_store(config, run_dir)
+    cfg, run_dir = _experiment_dir(args)
+    from . import experiment
+
+    twin = experiment.fit_from_store(cfg, run_dir)
     console.print(f"{run_dir / 'twin.pt'}: held-out NRMSE {twin.nrmse:.3f} on {twin.metadata['n_test']} samples")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace, console: Console) -> int:
+    from . import experiment
+
     acc = experiment.evaluate(Path(args.run), args.trainer)
     console.print(f"{args.run}: {args.trainer} test accuracy on the system now: {100 * acc:.1f}%")
     return 0
@@ -140,7 +194,7 @@ def cmd_sim_board(args: argparse.Namespace, console: Console) -> int:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from .report import regenerate
 
-    for path in regenerate(Path(args.run)):
+    for path in regenerate(Path(args.run), complete=True):  # an incomplete run: one line naming what is missing
         console.print(f"wrote {path}")
     return 0
 
@@ -148,77 +202,19 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 # -- boards: flash, devices, calibrate -----------------------------------------------------------
 
 
-def _boards_hint() -> str:
-    from .boards.flash import board_names
-
-    return "|".join(n for n in board_names() if n != "sim")
-
-
-def _serial_problem(path: str) -> str:
-    """What answers on a serial port that did not answer HELLO as pnn firmware, and how to mend it."""
-    from .boards.flash import knock
-
-    k = knock(path, timeout=0.5)  # NoAnswer (no such port, no permission) propagates with its own fix
-    flash = f"pnn flash {path} --board {_boards_hint()}"
-    if k.kind == "repl":
-        return f"{path} answers like a bare MicroPython REPL, not the pnn firmware: flash it with `{flash}`"
-    if k.kind == "silent":
-        return (f"no answer to HELLO on {path}: is the board flashed with pnn firmware? run `{flash}` "
-                "(and check it is the board's port: `pnn devices`)")  # fmt: skip
-    if k.kind == "version":
-        return f"{path} runs {k.describe()}: {_version_fix(flash)}"
-    if k.kind == "garbage":
-        return (f"{path} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the board's port, "
-                "and the baud rate right (URL ?baud=N for a UART adapter)?")  # fmt: skip
-    return f"{path} answers HELLO now ({k.describe()}); it was busy or resetting: try again"
-
-
-def _version_fix(flash: str) -> str:
-    return f"flash the firmware of this pnn version with `{flash}`, or install the pnn version that matches the board"
-
-
-def _mqtt_problem(host: str, port: int, device: str | None) -> str:
-    """Is the broker there at all? Then the board is the problem."""
-    import socket
+def cmd_flash(args: argparse.Namespace, console: Console) -> int:
+    from .boards import flash
 
     try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError as e:
-        return (f"cannot reach the MQTT broker at {host}:{port} ({e.strerror or e}): is mosquitto running there, "
-                "and are the host and port right?")  # fmt: skip
-    if device is None:
-        return f"no pnn board has reported to the broker {host}:{port}: are the boards powered and on Wi-Fi?"
-    return (f"board {device!r} does not answer through the broker {host}:{port}: is it powered, on Wi-Fi and "
-            f"flashed with mqtt.id {device!r}? (`pnn devices --mqtt {host}:{port}` lists the boards online)")
+        return _flash(args, console)
+    except flash.NoAnswer:
+        raise
+    except OSError as e:  # pyserial's SerialException too: the board was unplugged or reset mid-way
+        raise UsageError(f"{args.port} went away while flashing ({e}): plug the board back in, check it with "
+                         f"`pnn devices`, and run `pnn flash {args.port} --board {args.board}` again") from None
 
 
-def _refused(error: str) -> bool:
-    """Did the broker turn the credentials down (MQTT v5 reason 135 / v3 return code 5)?"""
-    return "Not authorized" in error or "not authorised" in error.lower()
-
-
-def _refused_fix(host: str, port: int, where: str) -> str:
-    return f"the MQTT broker at {host}:{port} refused the user name and password: give the broker's own in {where}"
-
-
-def _explain(url: str, error: Exception) -> str:
-    """One line for a board that could not be reached at `url`: what is wrong and how to mend it."""
-    from .link.url import parse_url
-
-    u = parse_url(url)
-    if "speaks protocol" in str(error) or "protocol version" in str(error):
-        where, port = (u.target, u.target) if u.scheme == "serial" else (url.split("?")[0], "PORT")
-        return f"{where}: {error}; {_version_fix(f'pnn flash {port} --board {_boards_hint()}')}"
-    if u.scheme == "serial":
-        return _serial_problem(u.target)
-    if u.scheme == "mqtt" and _refused(str(error)):
-        return _refused_fix(u.host, u.port, "the URL (mqtt://user:password@host:port/<device-id>)")
-    if u.scheme == "mqtt":
-        return _mqtt_problem(u.host, u.port, u.target)
-    return str(error)
-
-
-def cmd_flash(args: argparse.Namespace, console: Console) -> int:
+def _flash(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .boards import flash
@@ -244,10 +240,10 @@ def cmd_flash(args: argparse.Namespace, console: Console) -> int:
             raise flash.FlashError(f"{port} runs pnn firmware but did not return to the REPL: hold the board's "
                                    "boot_skip pin low while resetting it (firmware/README.md), then flash again")
     elif found.kind == "silent":
-        raise flash.NoAnswer(f"nothing answers on {port}, neither pnn firmware nor a MicroPython REPL: is MicroPython "
+        raise NotPnnFirmware(f"nothing answers on {port}, neither pnn firmware nor a MicroPython REPL: is MicroPython "
                              "on the board (hardware/first-run.md, step 2) and is this its port (`pnn devices`)?")
     elif found.kind == "garbage":
-        raise flash.NoAnswer(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
+        raise NotPnnFirmware(f"{port} sends bytes that are neither pnn frames nor a MicroPython REPL: is it the "
                              "board's port, and is MicroPython on it (hardware/first-run.md, step 2)?")
     with console.status(f"asking MicroPython on {port} which board it is"):
         platform, machine, answer_s = flash.identify(port)
@@ -297,62 +293,30 @@ def _broker_url(text: str) -> str:
     return url
 
 
-def _row_problem(row: dict) -> str:
-    """Why a `pnn devices` row is not online, and how to mend it (one phrase)."""
-    from urllib.parse import urlsplit
-
-    from .boards.flash import NoAnswer
-
-    url, error = row["url"], row.get("error", "")
-    parts = urlsplit(url)
-    if row["status"] == "broker unreachable" and _refused(error):
-        return _refused_fix(parts.hostname or "", parts.port or 1883, "--mqtt user:password@host:port")
-    if row["status"] == "broker unreachable":
-        return _mqtt_problem(parts.hostname or "", parts.port or 1883, None)
-    if "speaks protocol" in error or "protocol version" in error:
-        port = parts.path if parts.scheme == "serial" else "PORT"
-        return f"{url}: {error}; {_version_fix(f'pnn flash {port} --board {_boards_hint()}')}"
-    if parts.scheme == "serial":
-        try:
-            return _serial_problem(parts.path)
-        except NoAnswer as e:
-            return str(e)
-    if row["status"] != "no answer":
-        return f"{url} is {row['status']} (its last word to the broker): power it up and check its Wi-Fi"
-    return _mqtt_problem(parts.hostname or "", parts.port or 1883, parts.path.strip("/"))
-
-
-# Probe a slow board again allowing this many of its measured HELLO round trips per request: the async
-# client's open (port set-up, HELLO, three PINGs) on a loaded host takes ~3x a bare knock, and load varies.
-SLOW_BOARD_FACTOR = 10.0
-
-
-def _probe_slow_board(row: dict) -> dict:
-    """A serial row that missed the quick probe but answers a knock's HELLO: probe it again with a timeout
-    from the round trip the knock measured (an emulated or busy board answers in seconds, not 0.5 s)."""
-    from .boards.discover import PROBE_TIMEOUT_S, list_devices
-    from .boards.flash import NoAnswer, knock
-
-    if row["status"] == "online" or not row["url"].startswith("serial://"):
-        return row
-    path = row["url"][len("serial://") :]
-    try:
-        k = knock(path, timeout=2 * PROBE_TIMEOUT_S)
-    except NoAnswer:
-        return row
-    if k.kind != "pnn":
-        return row
-    again = list_devices([path], scan_usb=False, timeout=max(PROBE_TIMEOUT_S, SLOW_BOARD_FACTOR * k.seconds))
-    return dict(again[0], hint=row.get("hint", "")) if again else row
+def _device_args(urls: list[str], serial: list[str], mqtt: list[str]) -> tuple[list[str], list[str]]:
+    """Ports and brokers from URLs and --serial / --mqtt values: serial:///dev/pts/3 is the port /dev/pts/3."""
+    ports, brokers = [], list(mqtt)
+    for value in [*urls, *serial]:
+        if value.startswith("serial://"):
+            ports.append(value.removeprefix("serial://").split("?")[0])
+        elif value.startswith("mqtt://"):
+            brokers.append(value)
+        elif value in urls and "://" in value:
+            raise UsageError(f"{value!r}: give a board as serial://PATH or a broker as mqtt://HOST:PORT")
+        else:
+            ports.append(value)
+    return ports, brokers
 
 
 def cmd_devices(args: argparse.Namespace, console: Console) -> int:
+    from .boards import diagnose
     from .boards.discover import list_devices, table
 
-    brokers = [_broker_url(b) for b in args.mqtt]
+    serial, mqtt = _device_args(args.urls, args.serial, args.mqtt)
+    brokers = [_broker_url(b) for b in mqtt]
     with console.status("asking every port and broker for HELLO"):
-        rows = list_devices(args.serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
-    rows = [_probe_slow_board(r) for r in rows]
+        rows = list_devices(serial, brokers, scan_usb=not args.no_scan, prefix=args.prefix, wait=args.wait)
+    rows = [diagnose.probe_slow_board(r) for r in rows]
     for r in rows:  # a broker row carries the URL as given: keep its password off the screen
         r["url"] = re.sub(r"^(mqtt://)[^/@]*@", r"\1", r["url"])
     if args.json:
@@ -362,18 +326,20 @@ def cmd_devices(args: argparse.Namespace, console: Console) -> int:
     if any(r["status"] == "online" for r in rows):
         for r in rows:
             if r["status"] != "online" and not args.json:
-                console.print(f"not answering: {_row_problem(r)}", highlight=False)
+                console.print(f"not answering: {diagnose.row_problem(r)}", highlight=False)
         return 0
     if not rows:
         raise UsageError("no boards found: plug one in by USB (USB ports are scanned), or name one with "
                          "--serial PATH or --mqtt HOST:PORT")  # fmt: skip
-    raise UsageError("no board answered: " + "; ".join(_row_problem(r) for r in rows))
+    raise UsageError("no board answered: " + "; ".join(diagnose.row_problem(r) for r in rows))
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .boards import calibrate as cal
+    from .boards import diagnose
+    from .link.errors import ProtocolVersionError
 
     settings = cal.Settings(args.levels, args.sweeps, args.hold_ms, args.reads)
     cal.measurement_url(args.url, settings)  # a bad URL or setting fails here, before any waiting
@@ -385,12 +351,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
                                    lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
     except cal.BoardLost:
         raise
-    except ConnectionError as e:
-        raise UsageError(_explain(args.url, e)) from None
-    except ValueError as e:
-        if "protocol" not in str(e):
-            raise
-        raise UsageError(_explain(args.url, e)) from None
+    except (ConnectionError, ProtocolVersionError) as e:
+        raise UsageError(diagnose.explain(args.url, e)) from None
     json_path, png_path = cal.save(result, args.out)
     console.print(cal.summary(result))
     console.print(f"saved {json_path} and {png_path}")
@@ -405,26 +367,54 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line that points at --help, not a usage dump."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+        self.exit(2, f"{self.prog}: error: {message}{_suggest(message)}; see '{self.prog} --help'\n")
+
+
+def _suggest(message: str) -> str:
+    """ " (did you mean 'demo'?)" for argparse's invalid-choice and unrecognised-argument messages."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        options = re.findall(r"'?([\w-]+)'?", choice.group(2))
+        close = difflib.get_close_matches(choice.group(1), options, n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+    flag = re.search(r"unrecognized arguments: (--[\w-]+)", message)
+    if flag:
+        known = [o for a in _PARSER_OPTIONS for o in a]
+        close = difflib.get_close_matches(flag.group(1), known, n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+    return ""
+
+
+_PARSER_OPTIONS: list[list[str]] = []  # every option string of every subcommand, for "did you mean"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pnn", description="Physical neural networks with physics-aware training.")
+    parser.add_argument("--version", action="version", version=f"pnn {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also say what the links do (connects, resends); warnings are always shown")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="train a physical network on a simulated board (no hardware needed)",
                           description="Simulated board -> twin data -> twin fit -> digital, in-silico and PAT "
                           "training -> table and plots in a run folder.")
-    demo.add_argument("--system", choices=DEMO_SYSTEMS, default="electronic", help="which simulated system")
+    demo.add_argument("--system", default="electronic", help="which simulated system: one of pnn.physics.KINDS "
+                      "(electronic, mechanical, optical)")
     demo.add_argument("--quick", action="store_true", help="a much shorter run, for a first look")
-    demo.add_argument("--seed", type=int, default=0, help="board and training seed")
-    demo.add_argument("--data", help="task data file (the optical demo needs the vowels CSV)")
+    demo.add_argument("--seed", type=int, default=0, help="board seed, and the first training seed")
+    demo.add_argument("--seeds", type=int, help=f"training seeds to average over (default {DEMO_SEEDS})")
+    demo.add_argument("--data", help="another vowels CSV for the optical demo (default: the subset shipped with pnn)")
     demo.add_argument("--runs", default="runs", help="folder for run folders (default: runs)")
     demo.set_defaults(handler=cmd_demo)
 
     tr = sub.add_parser("train", help="run an experiment from a TOML file (see examples/)")
-    tr.add_argument("experiment", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("experiment", nargs="?", help="experiment file, e.g. examples/electronic-digits.toml")
+    tr.add_argument("--resume", metavar="RUN_FOLDER", help="continue a stopped or killed run from its last checkpoint")
     tr.add_argument("--epochs", type=int, help="override [train] epochs")
+    tr.add_argument("--seeds", type=int, help="override [train] seeds: training seeds to average over")
+    tr.add_argument("--trainers", help="override [train] trainers, comma-separated (e.g. digital,pat)")
+    tr.add_argument("--data", help="override [task] data (a path relative to the current folder)")
+    tr.add_argument("--patience", type=float, help="override [system] patience: seconds to wait when every board is gone")
     tr.add_argument("--out", help="run folder (default: a new one under --runs)")
     tr.add_argument("--runs", default="runs", help="folder for run folders (default: runs)")
     tr.set_defaults(handler=cmd_train)
@@ -442,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="re-measure a trained network's test accuracy on the system")
     ev.add_argument("run", help="a run folder")
-    ev.add_argument("--trainer", default="pat", choices=("digital", "in-silico", "pat"))
+    ev.add_argument("--trainer", default="pat", help="which trained network (default pat)")
     ev.set_defaults(handler=cmd_eval)
 
     sim = sub.add_parser("sim-board", help="run the real firmware on a simulated board (no hardware needed)",
@@ -471,8 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     fl.set_defaults(handler=cmd_flash)
 
     dv = sub.add_parser("devices", help="list the boards that answer HELLO (USB serial ports, MQTT brokers)")
+    dv.add_argument("urls", nargs="*", metavar="URL",
+                    help="boards to ask as well: serial://PATH (as pnn sim-board prints) or mqtt://HOST:PORT")
     dv.add_argument("--serial", action="append", default=[], metavar="PATH",
-                    help="also ask this port (ports without a USB id, e.g. a pty, are not scanned); repeatable")
+                    help="also ask this port, a path or serial://PATH (ports without a USB id, e.g. a pty, are "
+                    "not scanned); repeatable")
     dv.add_argument("--mqtt", action="append", default=[], metavar="HOST:PORT",
                     help="ask this broker for the boards that report to it; repeatable")
     dv.add_argument("--no-scan", action="store_true", help="do not scan USB serial ports")
@@ -491,12 +484,43 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--hold-ms", type=float, default=10.0, help="how long each level is held (default 10 ms)")
     ca.add_argument("--reads", type=int, default=0, help="settled reads at the end of each hold (default: half)")
     ca.set_defaults(handler=cmd_calibrate)
+    global _HAS_RESUME
+    _HAS_RESUME = any("--resume" in a.option_strings for a in tr._actions)
+    _PARSER_OPTIONS[:] = [a.option_strings for p in sub.choices.values() for a in p._actions]
     return parser
+
+
+class _Stderr(logging.StreamHandler):
+    """A handler on whatever sys.stderr is when a record comes (tests swap it)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+_LOG_HANDLER = _Stderr()
+_LOG_HANDLER.setFormatter(logging.Formatter("pnn: %(levelname)s: %(name)s: %(message)s"))
+
+
+def show_logs(verbose: bool) -> None:
+    """Print the `pnn.*` loggers' records on stderr: warnings (a link that dropped, a reconnect), and with
+    -v what the links do (connects, resends)."""
+    logger = logging.getLogger("pnn")
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    if _LOG_HANDLER not in logger.handlers:
+        logger.addHandler(_LOG_HANDLER)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_logs(args.verbose)
+    from rich.console import Console
+
     # Long paths stay on one line (greppable); tables get 120 columns when stdout is not a terminal.
     console = Console(soft_wrap=True, width=shutil.get_terminal_size((120, 24)).columns)
     if not getattr(args, "handler", None):
@@ -504,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.handler(args, console)
-    except (UsageError, ValueError, FileNotFoundError, ConnectionError) as e:
+    except (UserError, FileNotFoundError, ConnectionError) as e:  # what a person mends; a bug keeps its traceback
         print(f"pnn {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

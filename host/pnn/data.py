@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .link.errors import UserError
+
 TASKS = ("digits", "vowels", "mnist", "fashion-mnist")
 FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
 
 
-class TaskError(ValueError):
+class TaskError(UserError, ValueError):
     """A task that cannot be loaded; the message says how to mend it."""
 
 
@@ -66,10 +68,15 @@ def _require(path: str | os.PathLike[str] | None, task: str, hint: str) -> Path:
     return p
 
 
-def vowels(path: str | os.PathLike[str] | None) -> Task:
-    """Hillenbrand vowels from a CSV with columns f0..f11,label,vowel,split (train/test)."""
-    hint = "give a CSV with columns f0..f11,label,vowel,split (e.g. --data vowels.csv)"
-    p = _require(path, "vowels", hint)
+def vowels(path: str | os.PathLike[str] | None = None) -> Task:
+    """Hillenbrand vowels from a CSV with columns f0..f11,label,vowel,split (train/test).
+
+    No path: the 259-sample subset shipped with pnn (pnn/datasets/README.md: source, licence, citation).
+    """
+    from .datasets import VOWELS
+
+    hint = "give a CSV with columns f0..f11,label,vowel,split ([task] data, or --data)"
+    p = _require(VOWELS if path is None else path, "vowels", hint)
     with open(p, newline="") as f:
         rows = list(csv.DictReader(f))
     features = sorted((k for k in (rows[0] if rows else {}) if k[:1] == "f" and k[1:].isdigit()), key=lambda k: int(k[1:]))
@@ -106,13 +113,13 @@ def _find_idx(folder: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         if (folder / name).exists():
             return folder / name
-    raise TaskError(f"no {stem}[.gz] in {folder}; point --data at the folder holding the four idx files")
+    raise TaskError(f"no {stem}[.gz] in {folder}; point [task] data (or --data) at the folder holding the four idx files")
 
 
 def mnist_like(path: str | os.PathLike[str] | None, name: str = "mnist", size: int = 14) -> Task:
     """MNIST or Fashion-MNIST from a folder of idx files, downsampled to size x size (default 14x14 = 196)."""
     default = FASHION_MNIST_DEBIAN if name == "fashion-mnist" else None
-    hint = "point --data at a folder with train-images-idx3-ubyte[.gz] and the other three idx files"
+    hint = "point [task] data (or --data) at a folder with train-images-idx3-ubyte[.gz] and the other three idx files"
     if name == "fashion-mnist" and path is None:
         hint += " (on Debian: apt-get install dataset-fashion-mnist)"
     folder = _require(path or (default if default and Path(default).exists() else None), name, hint)
@@ -130,7 +137,7 @@ def mnist_like(path: str | os.PathLike[str] | None, name: str = "mnist", size: i
 
 
 def load_task(name: str, path: str | os.PathLike[str] | None = None, seed: int = 0) -> Task:
-    """Load a task by name: digits (no path), vowels (CSV path), mnist / fashion-mnist (idx folder)."""
+    """Load a task by name: digits (no path), vowels (CSV path; none: the shipped subset), mnist / fashion-mnist (idx folder)."""
     if name == "digits":
         return digits(seed)
     if name == "vowels":

@@ -28,12 +28,20 @@ import torch
 from torch import nn
 
 from .data import Task
+from .link.errors import UserError
 from .pat import PhysicalLayer, TwinSpec
 from .system import PhysicalSystem, as_twins, measure
 from .twin_models import bin_matrix
 
-Trainer = Literal["digital", "linear", "in-silico", "pat"]
-TRAINERS: tuple[Trainer, ...] = ("digital", "linear", "in-silico", "pat")
+Trainer = Literal["digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat", "spsa", "cma-es",
+                  "local"]
+TRAINERS: tuple[Trainer, ...] = ("digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat",
+                                 "spsa", "cma-es", "local")
+"""Every trainer `pnn.train.train` runs; each is a step function on train.py's one epoch loop (pnn.trainers)."""
+
+
+class WidthError(UserError, ValueError):
+    """The task's inputs cannot fill the system's drive (its n_in); the message says how to mend it."""
 
 
 @dataclass
@@ -67,7 +75,7 @@ def _fit_width(h: torch.Tensor, width: int) -> torch.Tensor:
     """Hold each value for width / n ticks (a DAC holding a pixel), so n features drive `width` samples."""
     n = h.shape[1]
     if width % n:
-        raise ValueError(f"an input of {n} values cannot fill a drive of {width} samples; use a multiple of {n}")
+        raise WidthError(f"an input of {n} values cannot fill a drive of {width} samples; use a multiple of {n}")
     return h.repeat_interleave(width // n, dim=1)
 
 
@@ -93,7 +101,7 @@ class ConcatEncoder(nn.Module):
     def __init__(self, n_data: int, n_in: int, gen: torch.Generator) -> None:
         super().__init__()
         if n_in <= n_data:
-            raise ValueError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
+            raise WidthError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
         self.a = nn.Parameter(0.2 + 0.02 * torch.randn(n_data, generator=gen))
         self.b = nn.Parameter(0.7 + 0.02 * torch.randn(n_data, generator=gen))
         self.theta = nn.Parameter(0.5 + 0.2 * torch.rand(n_in - n_data, generator=gen))
@@ -121,9 +129,14 @@ def _data_width(cfg: TrainConfig, n_from: int, n_in: int) -> int:
 
 
 class PhysicalNet(nn.Module):
-    """Encoders, standardisers and a readout; the layer slots are filled by `use(bodies)`."""
+    """Encoders, standardisers and a readout; the layer slots are filled by `use(bodies)`.
 
-    def __init__(self, task: Task, n_in: int, n_out: int, response_stats: tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig) -> None:
+    With `digital`, the net also owns a trainable Linear + tanh per layer (`self.digital`, the
+    digital baseline's bodies), standardised on the fly because their output scale moves as they learn.
+    """
+
+    def __init__(self, task: Task, n_in: int, n_out: int, response_stats: tuple[torch.Tensor, torch.Tensor],
+                 cfg: TrainConfig, *, digital: bool = False) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(cfg.seed)
         x = task.x_train
@@ -141,6 +154,9 @@ class PhysicalNet(nn.Module):
             bound = 1 / n_out**0.5
             self.readout.weight.copy_((torch.rand(task.n_classes, n_out, generator=gen) * 2 - 1) * bound)
             self.readout.bias.copy_((torch.rand(task.n_classes, generator=gen) * 2 - 1) * bound)
+        if digital:
+            self.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
+            _on_the_fly_norms(self, n_out, cfg.depth)
         self.bodies: list[Callable[[torch.Tensor], torch.Tensor]] = []
 
     def use(self, bodies: list[Callable[[torch.Tensor], torch.Tensor]]) -> PhysicalNet:
@@ -204,10 +220,8 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     """The network for `trainer`, with what fills its layer slots while training and while testing."""
     n_in, n_out = system.n_in, system.n_out
     stats = (torch.zeros(n_out), torch.ones(n_out)) if twin is None else _twin_stats(twin)
-    net = PhysicalNet(task, n_in, n_out, stats, cfg)
+    net = PhysicalNet(task, n_in, n_out, stats, cfg, digital=trainer == "digital")
     if trainer == "digital":
-        net.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
-        _on_the_fly_norms(net, n_out, cfg.depth)
         return net, list(net.digital), list(net.digital)
     if trainer == "linear":
         _on_the_fly_norms(net, n_out, cfg.depth)

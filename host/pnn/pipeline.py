@@ -11,18 +11,18 @@ backward), and `pipeline=0` is exactly plain PAT.
 
 Every (drive, response) pair training measures is real data: `TwinRefiner` refines each board's
 twin from its own recent pairs as training goes (online), and a DataStore keeps them all.
+`PipelinedStep` is the trainer, a step function on `pnn.train.fit`'s one epoch loop.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import copy
-import json
 import math
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,9 @@ from torch import nn
 
 from .data import Task
 from .pat import PhysicalLayer, TwinSpec
-from .progress import progress
 from .store import Recorder
-from .system import PhysicalSystem
-from .train import PhysicalNet, Result, TrainConfig, accuracy, build
+from .system import PhysicalSystem, as_twins, measure
+from .train import PhysicalNet, Result, Step, TrainConfig, build, run_step
 from .twin import Twin, nrmse
 from .twin import fit_twins as _fit_twins
 
@@ -80,10 +79,8 @@ class _Trace:
 
 
 def _measure(system: PhysicalSystem, drive: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-    if hasattr(system, "run_with_sources"):
-        response, sources = system.run_with_sources(drive)  # type: ignore[attr-defined]
-        return torch.as_tensor(response, dtype=torch.float32), list(sources)
-    return torch.as_tensor(system(drive), dtype=torch.float32), [""] * len(drive)
+    response, sources = measure(system, drive)
+    return response, sources if sources is not None else [""] * len(drive)
 
 
 class _Recording:
@@ -169,6 +166,20 @@ class TwinRefiner:
             self.history.append(scores)
         return scores
 
+    def state_dict(self) -> dict[str, Any]:
+        """The twins, their optimizers and the pair windows: what a resumed run needs to refine the same way."""
+        return {"twins": {s: t.state_dict() for s, t in self.twins.items()},
+                "opts": {s: o.state_dict() for s, o in self._opts.items()},
+                "pairs": {s: [list(p) for p in q] for s, q in self._pairs.items()},
+                "fresh": dict(self._fresh), "history": list(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for s, twin in self.twins.items():
+            twin.load_state_dict(state["twins"][s])
+            self._opts[s].load_state_dict(state["opts"][s])
+            self._pairs[s] = deque((d, r) for d, r in state["pairs"][s])
+        self._fresh, self.history = dict(state["fresh"]), list(state["history"])
+
 
 def fit_twins(system: PhysicalSystem, n_samples: int, *, seed: int = 0, chunk: int = 256, **options: Any
               ) -> dict[str, Twin]:
@@ -226,6 +237,94 @@ def _forward_on_hardware(snap: PhysicalNet, system: PhysicalSystem, x: torch.Ten
     return merged
 
 
+
+class PipelinedStep(Step):
+    """PAT with the hardware running `pcfg.pipeline` batches ahead, and optional online twin refinement.
+
+    `twin` may map source id -> twin. With refinement on, the step refines its own copies of the
+    twins (the caller's stay as they were: later trainers start from the same twin).
+    """
+
+    def __init__(self, task: Task, system: PhysicalSystem, twin: TwinSpec, cfg: TrainConfig,
+                 pcfg: PipelineConfig | None = None, *, store: Any = None) -> None:
+        pcfg = pcfg or PipelineConfig()
+        twins = {s: copy.deepcopy(t) for s, t in as_twins(twin).items()} if pcfg.refine_every else as_twins(twin)
+        self.twin: TwinSpec = twins[""] if list(twins) == [""] else twins
+        net, _, test_bodies = build("pat", task, system, self.twin, cfg)
+        super().__init__(task, net, test_bodies, test_bodies, cfg)
+        self.system, self.pcfg = system, pcfg
+        self.refiner = TwinRefiner(twins, pcfg) if pcfg.refine_every else None
+        self.recorder = Recorder(store, min_rows=4096) if store is not None else None
+        self.refine_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.hardware = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnn-hardware")
+        self.micro = (concurrent.futures.ThreadPoolExecutor(pcfg.micro_batches, thread_name_prefix="pnn-micro")
+                      if pcfg.micro_batches > 1 else None)
+        self.steps = 0
+
+    def start_epoch(self, batches: list[torch.Tensor]) -> None:
+        self.batches, self.staleness = batches, 0
+        self.in_flight: deque[tuple[PhysicalNet, concurrent.futures.Future[_Trace]]] = deque()
+        self.busy0, self.t0 = _busy_seconds(self.system), time.perf_counter()
+
+    def step(self, k: int, idx: torch.Tensor) -> tuple[float, torch.Tensor]:
+        net, task, batches = self.net, self.task, self.batches
+        while len(self.in_flight) <= self.pcfg.pipeline and k + len(self.in_flight) < len(batches):
+            snap = _snapshot(net)
+            x_next = task.x_train[batches[k + len(self.in_flight)]]
+            self.in_flight.append((snap, self.hardware.submit(_forward_on_hardware, snap, self.system, x_next,
+                                                              self.steps, self.micro, self.pcfg.micro_batches)))
+        snap, future = self.in_flight.popleft()
+        trace = future.result()
+        self.staleness = max(self.staleness, self.steps - trace.launched_at_step)
+        logits = snap.use([PhysicalLayer(_Replay(self.system, trace), self.twin)] * len(net.encoders))(task.x_train[idx])
+        loss = nn.functional.cross_entropy(logits, task.y_train[idx])
+        snap.zero_grad()
+        loss.backward()
+        for live, stashed in zip(net.parameters(), snap.parameters(), strict=True):
+            live.grad = stashed.grad
+        self.opt.step()
+        self.sched.step()
+        self.steps += 1
+        for drive, response, sources in trace.layers:
+            if self.refiner is not None:
+                self.refiner.add(drive, response, sources)
+            if self.recorder is not None:
+                self.recorder.record(drive.numpy(), response.numpy(), sources)
+        if self.refiner is not None and self.steps % self.pcfg.refine_every == 0:
+            self.refiner.refine(self.refine_gen)
+        return loss.item(), logits
+
+    def end_epoch(self) -> dict[str, Any]:
+        wall, busy1 = time.perf_counter() - self.t0, _busy_seconds(self.system)
+        row: dict[str, Any] = {
+            "pipeline": self.pcfg.pipeline, "max_staleness": self.staleness, "train_seconds": wall,
+            "busy": None if self.busy0 is None or busy1 is None else (busy1[0] - self.busy0[0]) / (wall * busy1[1]),
+        }
+        if self.refiner is not None and self.refiner.history:
+            row["twin_nrmse"] = float(np.nanmean([v for h in self.refiner.history[-3:] for v in h.values()]))
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {**super().state_dict(), "steps": self.steps, "refine_gen": self.refine_gen.get_state()}
+        if self.refiner is not None:
+            state["refiner"] = self.refiner.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.steps = state["steps"]
+        self.refine_gen.set_state(state["refine_gen"])
+        if self.refiner is not None:
+            self.refiner.load_state_dict(state["refiner"])
+
+    def close(self) -> None:
+        self.hardware.shutdown(wait=True, cancel_futures=True)
+        if self.micro is not None:
+            self.micro.shutdown(wait=True)
+        if self.recorder is not None:
+            self.recorder.close()
+
+
 def train_pipelined(
     task: Task,
     system: PhysicalSystem,
@@ -236,107 +335,20 @@ def train_pipelined(
     store: Any = None,
     run_dir: str | Path | None = None,
     show_progress: bool = True,
+    resume: bool = False,
 ) -> Result:
-    """PAT with the hardware running `pcfg.pipeline` batches ahead, and optional online twin refinement.
+    """`PipelinedStep` on the one epoch loop; checkpoints go to run_dir/checkpoints/pat-pipelined.seed<N>.pt.
 
     Args:
         task, system, twin, cfg: as for `pnn.train.train("pat", ...)`; `twin` may map source id -> twin.
         pcfg: pipelining and refinement settings.
         store: a DataStore that keeps every (drive, response, source) pair training measures.
-        run_dir: if given, metrics.jsonl lines and checkpoints/pat-pipelined.pt are written there.
+        run_dir, resume: as for `pnn.train.train`.
 
     Returns:
         A Result whose history rows also hold, per epoch, `busy` (hardware busy fraction: board time
         over wall time, per board), `pipeline`, `max_staleness` and `twin_nrmse` (online, if refining).
     """
-    cfg, pcfg = cfg or TrainConfig(), pcfg or PipelineConfig()
-    torch.manual_seed(cfg.seed)
-    net, _, test_bodies = build("pat", task, system, twin, cfg)
-    twins = dict(twin) if isinstance(twin, Mapping) else {"": twin}
-    refiner = TwinRefiner(twins, pcfg) if pcfg.refine_every else None
-    recorder = Recorder(store, min_rows=4096) if store is not None else None
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=cfg.lr)
-    steps = cfg.epochs * math.ceil(len(task.x_train) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
-    gen, refine_gen = torch.Generator().manual_seed(cfg.seed), torch.Generator().manual_seed(cfg.seed + 1)
-    hardware = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pnn-hardware")
-    micro = (concurrent.futures.ThreadPoolExecutor(pcfg.micro_batches, thread_name_prefix="pnn-micro")
-             if pcfg.micro_batches > 1 else None)
-    result, step, start = Result("pat", math.nan, 0.0, net=net), 0, time.perf_counter()
-    metrics = _open_metrics(run_dir)
-    try:
-        for epoch in progress(range(cfg.epochs), f"training pat (pipeline={pcfg.pipeline})", show=show_progress):
-            batches = torch.randperm(len(task.x_train), generator=gen).split(cfg.batch_size)
-            in_flight: deque[tuple[PhysicalNet, concurrent.futures.Future[_Trace]]] = deque()
-            total_loss, correct, seen, staleness = 0.0, 0, 0, 0
-            busy0, t0 = _busy_seconds(system), time.perf_counter()
-            for k, idx in enumerate(batches):
-                while len(in_flight) <= pcfg.pipeline and k + len(in_flight) < len(batches):
-                    snap = _snapshot(net)
-                    x_next = task.x_train[batches[k + len(in_flight)]]
-                    in_flight.append((snap, hardware.submit(_forward_on_hardware, snap, system, x_next, step, micro,
-                                                              pcfg.micro_batches)))
-                snap, future = in_flight.popleft()
-                trace = future.result()
-                staleness = max(staleness, step - trace.launched_at_step)
-                logits = snap.use([PhysicalLayer(_Replay(system, trace), twin)] * cfg.depth)(task.x_train[idx])
-                loss = nn.functional.cross_entropy(logits, task.y_train[idx])
-                snap.zero_grad()
-                loss.backward()
-                for live, stashed in zip(net.parameters(), snap.parameters(), strict=True):
-                    live.grad = stashed.grad
-                opt.step()
-                sched.step()
-                step += 1
-                for drive, response, sources in trace.layers:
-                    if refiner is not None:
-                        refiner.add(drive, response, sources)
-                    if recorder is not None:
-                        recorder.record(drive.numpy(), response.numpy(), sources)
-                if refiner is not None and step % pcfg.refine_every == 0:
-                    refiner.refine(refine_gen)
-                total_loss += loss.item() * len(idx)
-                correct += int((logits.argmax(1) == task.y_train[idx]).sum())
-                seen += len(idx)
-            wall, busy1 = time.perf_counter() - t0, _busy_seconds(system)
-            net.use(test_bodies).eval()
-            test_acc, _ = accuracy(net, task.x_test, task.y_test)
-            row: dict[str, Any] = {
-                "trainer": "pat", "pipeline": pcfg.pipeline, "epoch": epoch + 1, "loss": total_loss / seen,
-                "train_accuracy": correct / seen, "test_accuracy": test_acc, "max_staleness": staleness,
-                "samples_per_s": seen * cfg.depth / wall, "train_seconds": wall,
-                "busy": None if busy0 is None or busy1 is None else (busy1[0] - busy0[0]) / (wall * busy1[1]),
-                "seconds": time.perf_counter() - start,
-            }
-            if refiner is not None and refiner.history:
-                row["twin_nrmse"] = float(np.nanmean([v for h in refiner.history[-3:] for v in h.values()]))
-            result.history.append(row)
-            _write_metrics(metrics, row, run_dir, cfg, net, epoch)
-    finally:
-        hardware.shutdown(wait=True, cancel_futures=True)
-        if micro is not None:
-            micro.shutdown(wait=True)
-        if recorder is not None:
-            recorder.close()
-        if metrics is not None:
-            metrics.close()
-    result.test_accuracy = result.history[-1]["test_accuracy"] if result.history else math.nan
-    result.seconds = time.perf_counter() - start
-    return result
-
-
-def _open_metrics(run_dir: str | Path | None) -> Any:
-    if run_dir is None:
-        return None
-    (Path(run_dir) / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return open(Path(run_dir) / "metrics.jsonl", "a")  # noqa: SIM115 - closed by the caller
-
-
-def _write_metrics(metrics: Any, row: dict[str, Any], run_dir: str | Path | None, cfg: TrainConfig,
-                   net: nn.Module, epoch: int) -> None:
-    if metrics is None or run_dir is None:
-        return
-    metrics.write(json.dumps(row) + "\n")
-    metrics.flush()
-    torch.save({"config": asdict(cfg), "epoch": epoch + 1, "state_dict": net.state_dict()},
-               Path(run_dir) / "checkpoints" / "pat-pipelined.pt")
+    cfg = cfg or TrainConfig()
+    return run_step("pat-pipelined", lambda s: PipelinedStep(task, s, twin, cfg, pcfg, store=store), system, twin,
+                    cfg, run_dir=run_dir, resume=resume, show_progress=show_progress)

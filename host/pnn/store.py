@@ -1,4 +1,4 @@
-"""A crash-safe store for collected (drive, response) pairs.
+"""A crash-safe store for collected (drive, response) pairs, and a run's metric rows and checkpoints.
 
 Hardware time is the scarce thing, so every chunk the hardware measures is made durable on its
 own: it is written to a temporary file, fsynced, and atomically renamed into place. A crash
@@ -6,6 +6,7 @@ own: it is written to a temporary file, fsynced, and atomically renamed into pla
 carrying a SHA-256 of its arrays so `verify()` can prove nothing was silently damaged.
 
 Layout: ``<root>/meta.json`` (what was measured) and ``<root>/chunk-000000.npz`` ... in order.
+A `RunLog` keeps a run folder's ``metrics.jsonl`` and ``checkpoints/<trainer>.pt`` the same way.
 """
 
 from __future__ import annotations
@@ -180,3 +181,61 @@ class Recorder:
     def close(self) -> None:
         self.flush()
         self._writer.shutdown(wait=True)
+
+
+class RunLog:
+    """A run folder's metric rows (metrics.jsonl) and per-trainer checkpoints; what resume reads.
+
+    Checkpoints are written atomically (a kill leaves the previous one whole) and each holds the
+    trainer's rows so far, so `begin` can make metrics.jsonl agree with it: rows a killed run
+    wrote after its last checkpoint are dropped, rows it checkpointed but did not append are
+    restored. No row is ever duplicated.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.metrics = self.root / "metrics.jsonl"
+        (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def checkpoint_path(self, key: str) -> Path:
+        """Where the checkpoint `key` (a trainer and seed: "pat.seed0") lives."""
+        return self.root / "checkpoints" / f"{key}.pt"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every whole row; a line torn by a kill mid-write is skipped."""
+        if not self.metrics.exists():
+            return []
+        rows = []
+        for line in self.metrics.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+    def begin(self, trainer: str, seed: int, history: list[dict[str, Any]]) -> None:
+        """Make the file's rows for `trainer` and `seed` exactly `history` (what its checkpoint holds, or none)."""
+        mine = lambda r: r.get("trainer") == trainer and r.get("seed", seed) == seed  # noqa: E731
+        kept = [r for r in self.rows() if not mine(r)] + list(history)
+        _write_atomic(self.metrics, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+    def append(self, row: dict[str, Any]) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def save(self, key: str, checkpoint: dict[str, Any]) -> None:
+        """Write one trainer's (and seed's) checkpoint atomically (torch.save format)."""
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        _write_atomic(self.checkpoint_path(key), buf.getvalue())
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The last checkpoint of `key`, or None if it has none (weights only: no code is unpickled)."""
+        import torch
+
+        path = self.checkpoint_path(key)
+        return torch.load(path, weights_only=True) if path.exists() else None

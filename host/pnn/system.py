@@ -8,6 +8,10 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from ._threads import configure as _configure_threads
+
+_configure_threads()  # the library picks torch's thread count (pnn/_threads.py), not only the CLI
+
 TwinSpec = nn.Module | Mapping[str, nn.Module]
 """A twin, or a mapping from source id (a board's URL or id) to that source's twin."""
 

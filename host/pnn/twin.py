@@ -201,7 +201,7 @@ def fit_per_source(
         groups = {"": torch.ones(len(drives), dtype=torch.bool)}
     else:
         labels = np.asarray(sources).astype(str)
-        groups = {s: torch.from_numpy(labels == s) for s in sorted(set(labels))}
+        groups = {str(s): torch.from_numpy(labels == s) for s in sorted(set(labels))}  # str: np.str_ would not reload
     twins = {}
     for source, rows in groups.items():
         twin = fit(drives[rows], responses[rows], **options)

@@ -9,7 +9,9 @@ Bin values decode to memoryview slices of the input (no copy): they live as long
 
 import struct
 
-MAX_DEPTH = 8
+from .compat import const
+
+MAX_DEPTH = const(8)
 
 
 class DecodeError(ValueError):
@@ -201,11 +203,34 @@ _SIZED = {
 }
 
 
-class _Reader:
-    def __init__(self, data):
+UNBOUNDED = const(0x3FFFFFFF)  # a budget never reached (and a small int on 32-bit MicroPython: no bignum)
+
+
+class Reader:
+    """Decodes the v1 subset from a bytes-like object, within an allocation budget.
+
+    Args:
+        data: the encoded bytes (bin values come back as memoryviews into it).
+        max_items: container entries (map pairs + array items, all levels) the whole value may hold.
+        max_str: bytes of str keys and values the whole value may hold (bin blobs do not count).
+
+    A value over the budget is refused with DecodeError before the excess is allocated: the firmware
+    gives each request a budget its heap can hold (SPEC section 2).
+    """
+
+    def __init__(self, data, max_items=UNBOUNDED, max_str=UNBOUNDED):
         self.mv = memoryview(data)
         self.end = len(self.mv)
         self.i = 0
+        self.max_items, self.max_str = max_items, max_str
+        self.items, self.str_bytes = max_items, max_str  # what is left of the budget
+
+    def read(self):
+        """Exactly one value; DecodeError if malformed, outside the subset or the budget, or followed by more bytes."""
+        v = self.value(0)
+        if self.i != self.end:
+            raise DecodeError("%d trailing bytes after the msgpack value" % (self.end - self.i))
+        return v
 
     def need(self, k):
         if self.i + k > self.end:
@@ -250,6 +275,10 @@ class _Reader:
         return self.container(s[0], k, depth)
 
     def blob(self, kind, k):
+        if kind == "s":
+            self.str_bytes -= k
+            if self.str_bytes < 0:
+                raise DecodeError("request holds more than %d bytes of strings" % self.max_str)
         self.need(k)
         v = self.mv[self.i : self.i + k]
         self.i += k
@@ -261,6 +290,9 @@ class _Reader:
             raise DecodeError("invalid UTF-8 in str")
 
     def container(self, kind, k, depth):
+        self.items -= k
+        if self.items < 0:
+            raise DecodeError("request holds more than %d container entries" % self.max_items)
         # every element takes at least one byte: refuse impossible counts before allocating anything
         if k * (2 if kind == "m" else 1) > self.end - self.i:
             raise DecodeError(
@@ -285,8 +317,4 @@ def unpackb(data):
     Raises:
         DecodeError: malformed, outside the subset, or trailing bytes.
     """
-    r = _Reader(data)
-    v = r.value(0)
-    if r.i != r.end:
-        raise DecodeError("%d trailing bytes after the msgpack value" % (r.end - r.i))
-    return v
+    return Reader(data).read()

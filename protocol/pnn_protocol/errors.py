@@ -3,16 +3,18 @@
 Runs unchanged on CPython and MicroPython.
 """
 
-BAD_CRC = 1  # frame CRC32 did not match its payload
-BAD_FRAME = 2  # COBS structure broken (truncated frame) or frame shorter than CRC + 1 byte
-TOO_LONG = 3  # frame (or MQTT payload) longer than max_frame: dropped while streaming
-BAD_PAYLOAD = 4  # payload is not msgpack of the v1 subset, or not a map
-BAD_VERSION = 5  # "v" missing or not the integer 1
-UNKNOWN_TYPE = 6  # "t" is not a known message type
-BAD_FIELD = 7  # a required field is missing or has the wrong type, or an unknown CONFIG key
-OUT_OF_RANGE = 8  # a field is outside the device's limits (see HELLO caps)
-UNSUPPORTED = 9  # valid request this device cannot do (e.g. hard reset on the simulator)
-INTERNAL = 10  # the device failed while serving a valid request
+from .compat import const
+
+BAD_CRC = const(1)  # frame CRC32 did not match its payload
+BAD_FRAME = const(2)  # COBS structure broken (truncated frame) or frame shorter than CRC + 1 byte
+TOO_LONG = const(3)  # frame (or MQTT payload) longer than max_frame: dropped while streaming
+BAD_PAYLOAD = const(4)  # payload is not msgpack of the v1 subset, or not a map
+BAD_VERSION = const(5)  # "v" missing or not the integer 1
+UNKNOWN_TYPE = const(6)  # "t" is not a known message type
+BAD_FIELD = const(7)  # a required field is missing or has the wrong type, or an unknown CONFIG key
+OUT_OF_RANGE = const(8)  # a field is outside the device's limits (see HELLO caps)
+UNSUPPORTED = const(9)  # valid request this device cannot do (e.g. hard reset on the simulator)
+INTERNAL = const(10)  # the device failed while serving a valid request
 
 NAMES = {
     BAD_CRC: "BAD_CRC",

@@ -9,10 +9,11 @@ installed (pnn_protocol.cobs.fast_encode), giving the same bytes as the pure-Pyt
 import struct
 
 from .cobs import C_COBS, decode_in_place, encode_into, fast_encode, find0, max_encoded_len
+from .compat import const
 from .crc import crc32
 from .errors import BAD_CRC, BAD_FRAME, TOO_LONG
 
-CRC_LEN = 4
+CRC_LEN = const(4)
 
 
 def frame_len(payload_len):

@@ -5,6 +5,7 @@ an ERROR about a frame whose id could not be read). Builders return dicts for co
 ProtocolError with the code the device answers with. Runs unchanged on CPython and MicroPython.
 """
 
+from .compat import const
 from .errors import (
     BAD_FIELD,
     BAD_PAYLOAD,
@@ -15,7 +16,7 @@ from .errors import (
 )
 from .framing import max_payload
 
-VERSION = 1
+VERSION = const(1)
 
 HELLO = "hello"
 RUN = "run"
@@ -32,11 +33,20 @@ RESPONSES = (HELLO, RESULT, PONG, CONFIG, RESET, REPL, ERROR)
 
 MAX_ID = 0xFFFFFFFF
 # Upper bound on everything in a RUN or RESULT besides its code blob (keys, headers, ints at their widest).
-RUN_OVERHEAD = 128
+RUN_OVERHEAD = const(128)
 # Settable CONFIG keys (v1).
 CONFIG_KEYS = ("rest_code",)
 # Bytes per drive code in a RUN: 2 (uint16 LE, the default) or 1 (uint8, where HELLO caps' "drive_widths" lists it).
 DRIVE_WIDTHS = (1, 2)
+
+
+def topics(device_id, prefix="pnn"):
+    """(req, resp, status) MQTT topics of one board (SPEC section 5): <prefix>/<id>/req, .../resp, .../status.
+
+    topics("+", prefix)[2] is the filter that matches every board's status.
+    """
+    base = prefix + "/" + device_id + "/"
+    return base + "req", base + "resp", base + "status"
 
 
 def max_codes(max_frame):

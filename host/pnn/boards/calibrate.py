@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlencode
 import numpy as np
 
 from ..link.codes import Calibration
+from ..link.errors import UserError
 from ..link.url import parse_url
 
 CONFIG_ENV = "PNN_CONFIG_DIR"
@@ -47,8 +48,12 @@ SIGMAS = 3.0
 BLOCK = 32  # examples per measuring call: the progress bar moves this often
 
 
-class BoardLost(ConnectionError):
+class BoardLost(UserError, ConnectionError):
     """The board stopped answering in the middle of the ramp (the message says how far it got)."""
+
+
+class CalibrationError(UserError, ValueError):
+    """A setting out of range, or a calibration with no usable range; the message says how to mend it."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +74,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.levels < 3:
-            raise ValueError(f"--levels must be >= 3, got {self.levels}")
+            raise CalibrationError(f"--levels must be >= 3, got {self.levels}")
         if self.sweeps < 1:
-            raise ValueError(f"--sweeps must be >= 1, got {self.sweeps}")
+            raise CalibrationError(f"--sweeps must be >= 1, got {self.sweeps}")
         if not self.hold_ms > 0:
-            raise ValueError(f"--hold-ms must be > 0, got {self.hold_ms}")
+            raise CalibrationError(f"--hold-ms must be > 0, got {self.hold_ms}")
         if self.reads < 0:
-            raise ValueError(f"--reads must be >= 0, got {self.reads}")
+            raise CalibrationError(f"--reads must be >= 0, got {self.reads}")
 
 
 # -- where calibrations live -------------------------------------------------------------------
@@ -108,7 +113,7 @@ def to_calibration(saved: dict[str, Any]) -> Calibration:
     """The devices layer's float <-> code map for a saved calibration (drive 0..1 = the usable range)."""
     usable = saved.get("usable")
     if not usable:
-        raise ValueError(f"the calibration of {saved.get('device')!r} found no usable range; re-run pnn calibrate")
+        raise CalibrationError(f"the calibration of {saved.get('device')!r} found no usable range; re-run pnn calibrate")
     return Calibration(saved["dac_bits"], saved["adc_bits"], *(int(usable[k]) for k in CALIBRATION_KEYS))
 
 
@@ -116,7 +121,7 @@ def calibrated_url(url: str, saved: dict[str, Any]) -> str:
     """`url` with the calibration's dac_lo/dac_hi/adc_lo/adc_hi parameters (replacing any given)."""
     usable = saved.get("usable")
     if not usable:
-        raise ValueError(f"the calibration of {saved.get('device')!r} found no usable range; re-run pnn calibrate")
+        raise CalibrationError(f"the calibration of {saved.get('device')!r} found no usable range; re-run pnn calibrate")
     return with_params(url, {k: int(usable[k]) for k in CALIBRATION_KEYS}, drop=CALIBRATION_KEYS)
 
 
@@ -152,7 +157,7 @@ def hold_ticks(rate: int, settings: Settings) -> tuple[int, int]:
     hold = max(4, round(settings.hold_ms * 1e-3 * rate))
     reads = settings.reads or max(1, hold // 2)
     if reads > hold:
-        raise ValueError(f"--reads {reads} is more than the {hold} ticks of a hold; raise --hold-ms or lower --reads")
+        raise CalibrationError(f"--reads {reads} is more than the {hold} ticks of a hold; raise --hold-ms or lower --reads")
     return hold, reads
 
 

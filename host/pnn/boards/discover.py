@@ -16,7 +16,11 @@ from urllib.parse import urlsplit
 import aiomqtt
 import serialx
 
+from pnn_protocol import messages
+
 from ..link.client import make_device
+from ..link.errors import kind_of
+from ..link.mqtt import broker_error
 from ..link.url import parse_url
 
 # (vid, pid or None for any) -> what the id suggests
@@ -51,7 +55,7 @@ async def _greet(url: str, hint: str = "", status: str = "") -> dict[str, Any]:
         await device.open()
         rtt = min([await device.ping() for _ in range(3)])
     except (ConnectionError, TimeoutError, ValueError) as e:
-        row["error"] = str(e)
+        row["error"], row["error_kind"] = str(e), kind_of(e)
         return row
     finally:
         await device.close()
@@ -67,7 +71,7 @@ async def _mqtt_statuses(broker: str, prefix: str, wait: float) -> dict[str, str
     found: dict[str, str] = {}
     async with aiomqtt.Client(parts.hostname or "localhost", parts.port or 1883, username=parts.username,
                               password=parts.password, timeout=5) as client:
-        await client.subscribe(f"{prefix}/+/status", qos=1)
+        await client.subscribe(messages.topics("+", prefix)[2], qos=1)
         try:
             async with asyncio.timeout(wait):  # retained messages arrive right after SUBACK
                 async for message in client.messages:
@@ -97,7 +101,8 @@ async def alist_devices(serial: Sequence[str] = (), mqtt: Sequence[str] = (), *,
         try:
             statuses = await _mqtt_statuses(broker, prefix, wait)
         except (aiomqtt.MqttError, OSError) as e:
-            rows.append({"url": broker, "status": "broker unreachable", "error": str(e), "hint": ""})
+            rows.append({"url": broker, "status": "broker unreachable", "error": str(e), "hint": "",
+                         "error_kind": kind_of(broker_error(e, str(e)))})
             continue
         for device, status in sorted(statuses.items()):
             url = f"mqtt://{parts.netloc}/{device}?{probe}&prefix={prefix}"

@@ -38,6 +38,8 @@ from typing import Any
 
 from pnn_protocol import FrameDecoder, errors, frame, messages, packb, unpackb
 
+from ..link.errors import PortNotFound, UserError
+
 ROOT = Path(__file__).resolve().parents[3]
 FIRMWARE = ROOT / "firmware"
 PROTOCOL = ROOT / "protocol" / "pnn_protocol"
@@ -51,11 +53,11 @@ BOOT_MARGIN = 3.0
 BOOT_FLOOR_S = 5.0
 
 
-class FlashError(ValueError):
+class FlashError(UserError, ValueError):
     """Flashing cannot go on; the message says what to do (the CLI prints it as one line)."""
 
 
-class NoAnswer(ConnectionError):
+class NoAnswer(UserError, ConnectionError):
     """Nothing usable answered on the port; the message says what to check."""
 
 
@@ -233,17 +235,17 @@ def check_board(board: dict[str, Any], platform: str, machine: str) -> None:
 
 
 def open_port(port: str) -> Any:
-    """pyserial, raw and non-blocking; NoAnswer saying how to mend a missing or forbidden port."""
+    """pyserial, raw and non-blocking; PortNotFound or NoAnswer saying how to mend a missing or forbidden port."""
     import serial
 
     try:
         return serial.Serial(port, 115200, timeout=0)
     except (OSError, serial.SerialException) as e:
-        code = getattr(e, "errno", None)
-        if code == errno.ENOENT or "No such file" in str(e) or "FileNotFoundError" in str(e):
-            raise NoAnswer(f"no serial port {port}: check the name (`pnn devices` lists the boards it finds; "
-                           "on Linux usually /dev/ttyUSB0 or /dev/ttyACM0) and the USB cable") from None
-        if code == errno.EACCES or "Permission denied" in str(e):
+        code = getattr(e, "errno", None)  # (pyserial's SerialException carries the OS errno)
+        if code == errno.ENOENT:
+            raise PortNotFound(f"no serial port {port}: check the name (`pnn devices` lists the boards it finds; "
+                               "on Linux usually /dev/ttyUSB0 or /dev/ttyACM0) and the USB cable") from None
+        if code == errno.EACCES:
             raise NoAnswer(f"no permission to open {port}: on Linux run `sudo usermod -aG dialout $USER` "
                            "and log in again") from None
         raise NoAnswer(f"cannot open {port}: {e} (is another program, e.g. a serial monitor, using it?)") from None
@@ -495,7 +497,7 @@ def wait_for_firmware(port: str, seconds: float = 10.0) -> Knock:
     while time.monotonic() < deadline:
         try:
             last = knock(port, timeout=1.0, interrupt=False)
-        except NoAnswer:
+        except (NoAnswer, PortNotFound):
             time.sleep(0.2)
             continue
         if last.kind in ("pnn", "version", "repl"):

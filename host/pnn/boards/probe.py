@@ -21,7 +21,7 @@ from typing import Any
 from pnn_protocol import ProtocolError
 
 from ..link.sync import LinkTimeout, MqttLink, StreamLink, SyncClient
-from ..link.url import parse_url
+from ..link.url import BadURL, parse_url
 
 FORMS = "serial:///dev/ttyACM0 (or serial:///dev/pts/N), mqtt://host:port/<device-id>"
 
@@ -30,12 +30,12 @@ def open_client(url: str, timeout: float = 2.0) -> SyncClient:
     """A SyncClient for a serial:// or mqtt:// URL.
 
     Raises:
-        ValueError: not such a URL (one line naming the accepted forms). OSError: cannot open it.
+        BadURL: not such a URL (one line naming the accepted forms). OSError: cannot open it.
     """
     try:
         u = parse_url(url)
-    except ValueError as e:
-        raise ValueError(f"{e}".split("; use one of")[0] + f"; the probe takes {FORMS}") from None
+    except BadURL as e:
+        raise BadURL(f"{e.problem}; the probe takes {FORMS}") from None
     if u.scheme == "serial":
         import serial
 
@@ -44,7 +44,7 @@ def open_client(url: str, timeout: float = 2.0) -> SyncClient:
     if u.scheme == "mqtt":
         link = MqttLink(u.host, u.port, u.target, u["user"] or None, u["password"] or None, timeout)
         return SyncClient(link, timeout)
-    raise ValueError(f"the probe talks to firmware, not to {u.scheme}:// systems; use {FORMS}")
+    raise BadURL(f"the probe talks to firmware, not to {u.scheme}:// systems; use {FORMS}")
 
 
 def probe(client: SyncClient, n_in: int, n_out: int, rate: int, settle: int) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         client = open_client(args.url, args.timeout)
-    except ValueError as e:
+    except BadURL as e:
         print(f"probe: {e}", file=sys.stderr)
         return 2
     except OSError as e:

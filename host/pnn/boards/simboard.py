@@ -14,10 +14,13 @@ import time
 import tty
 from pathlib import Path
 
+from ..link.errors import UserError
+from ..link.relay import PtyRelay
+
 FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
 
 
-class SimBoardError(RuntimeError):
+class SimBoardError(UserError, RuntimeError):
     """The simulated board could not start; the message says why."""
 
 
@@ -48,9 +51,9 @@ class SimBoard:
 
     def __init__(self, seed: int = 0, mqtt: str | None = None, device_id: str | None = None,
                  folder: str | os.PathLike[str] | None = None) -> None:
-        from ..testing.faults import Faults, FaultyCable
-
         self.folder = Path(folder) if folder else Path(os.environ.get("TMPDIR", "/tmp")) / f"pnn-sim-{os.getpid()}-{seed}"
+        self._own_folder = folder is None  # ours to remove on a clean stop; kept when the firmware failed
+        self.failed = False
         self.folder.mkdir(parents=True, exist_ok=True)
         log_path = self.folder / "firmware.log"
         self._log = open(log_path, "w")  # noqa: SIM115 - closed in close()
@@ -66,7 +69,8 @@ class SimBoard:
             tty.setraw(self._master)
             path = os.ttyname(slave)
             os.close(slave)
-            cmd = _command(seed, ["--serial", path])
+            # Two simulated units are two boards: their ids (and so their calibration files) differ by seed.
+            cmd = _command(seed, ["--serial", path, "--id", device_id or f"sim-{seed}"])
             ready = "serving"
         self._cmd, self._ready, self._log_path = cmd, ready, log_path
         self.restarts = 0
@@ -74,11 +78,11 @@ class SimBoard:
         try:
             _wait_ready(self.proc, log_path, ready)
         except SimBoardError:
-            self.close()
+            self.close()  # the error carries the log's tail; the folder goes
             raise
         if not mqtt:
             # A USB board appears as a path the trainer opens; the cable relays it to the firmware's pty.
-            self._cable = FaultyCable(self._master, Faults(), folder=self.folder)
+            self._cable = PtyRelay(self._master, folder=self.folder)
             self.url = f"serial://{self._cable.path}"
 
     def respawn(self) -> None:
@@ -96,6 +100,7 @@ class SimBoard:
     def close(self) -> None:
         if self._cable is not None:
             self._cable.close()
+        self.failed = self.proc.poll() not in (None, 0)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -106,6 +111,8 @@ class SimBoard:
             os.close(self._master)
             self._master = -1
         self._log.close()
+        if self._own_folder and not self.failed:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> SimBoard:
         return self

@@ -19,7 +19,7 @@ import numpy as np
 from ..link.client import AsyncDevice
 from ..link.errors import DeviceUnavailable, OutageError
 
-log = logging.getLogger("pnn.devices")
+log = logging.getLogger(__name__)  # pnn.devices._pool: chunks handed to other boards, boards down and back
 
 
 class _Batch:
@@ -171,7 +171,8 @@ class AsyncPool:
             start, stop = chunk
             try:
                 response = await device.run_chunk(batch.drive[start:stop], fail_fast=True)
-            except DeviceUnavailable:
+            except DeviceUnavailable as e:
+                log.info("rows %d..%d go back to the pool: %s", start, stop, e)
                 batch.give_back(start, stop)
                 self.rerun_rows += stop - start
                 failures += 1

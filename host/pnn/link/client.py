@@ -41,7 +41,7 @@ from .timing import BoardPace, InFlight, RetransmitTimer, Window
 from .transport import Transport
 from .url import DeviceURL
 
-log = logging.getLogger("pnn.devices")
+log = logging.getLogger(__name__)  # pnn.link.client: drops, reconnects, resends
 
 # ERROR codes (with the request's id) that re-sending can cure: at once if the frame was damaged,
 # else (INTERNAL) when its timer runs out, backing off, until `give_up`.
@@ -145,7 +145,8 @@ class AsyncDevice:
         await self.close()
         if fatal is not None:
             raise fatal
-        raise ConnectionError(f"{self.id}: no answer within {self.url['reconnect']:g} s ({reason or 'no reply to HELLO'})")
+        # `from reason`: callers match the cause by type (BrokerRefused, PortNotFound), never by its text
+        raise ConnectionError(f"{self.id}: no answer within {self.url['reconnect']:g} s ({reason or 'no reply to HELLO'})") from reason
 
     async def close(self) -> None:
         """Stop the link; requests still waiting fail with DeviceUnavailable."""
@@ -185,6 +186,8 @@ class AsyncDevice:
                 hello.result()
                 tasks.remove(hello)
                 self._stats["reconnects"] += 0 if first else 1
+                if first:
+                    log.info("%s: connected to board %r", self.id, self.hello.get("device"))
                 first, backoff = False, _BACKOFF[0]
                 self._lost = asyncio.Event()
                 self._connected.set()
@@ -201,6 +204,7 @@ class AsyncDevice:
             except NoSuchDevice as e:
                 if first:  # a mistyped port: say so now rather than after `reconnect` seconds
                     self._fatal = ConnectionError(str(e))
+                    self._fatal.__cause__ = e  # (its type, for callers that match by type)
                 self._last_error = e
             except (LinkDown, OSError, TimeoutError) as e:
                 self._last_error = e
@@ -325,6 +329,7 @@ class AsyncDevice:
             return
         req.expiries += 1
         self._stats["retries"] += 1
+        log.info("%s: no reply to request %d yet; re-sending (re-send %d)", self.id, req.msg["id"], req.expiries)
         self._resend(req)
 
     def _on_bad_frame(self) -> None:
@@ -367,6 +372,7 @@ class AsyncDevice:
             code = msg.get("code")
             if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
                 self._stats["retries"] += 1
+                log.info("%s: request %d arrived damaged (%s); re-sending", self.id, rid, errors.name(code))
                 self._resend(req)
             elif req.control:
                 req.fut.set_result(msg)  # HELLO / CONFIG say what the refusal means for them

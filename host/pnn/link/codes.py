@@ -15,7 +15,7 @@ import numpy as np
 
 from pnn_protocol import messages
 
-from .errors import CapabilityError
+from .errors import CapabilityError, ProtocolVersionError
 from .url import DeviceURL
 
 _CAPS = ("dac_bits", "adc_bits", "max_drive", "max_batch", "max_out", "max_codes", "min_rate", "max_rate",
@@ -59,7 +59,7 @@ class Capabilities:
         if missing:
             raise CapabilityError(f"HELLO caps lack integer field(s) {', '.join(missing)}; is the firmware protocol v1?")
         if hello.get("proto") != messages.VERSION:
-            raise CapabilityError(f"device speaks protocol {hello.get('proto')!r}, this host speaks {messages.VERSION}")
+            raise ProtocolVersionError(f"device speaks protocol {hello.get('proto')!r}, this host speaks {messages.VERSION}")
         widths = caps.get("drive_widths")
         widths = tuple(w for w in widths if w in messages.DRIVE_WIDTHS) if isinstance(widths, list) else ()
         return cls(str(hello.get("device", "")), str(hello.get("fw", "")), int(hello["proto"]),

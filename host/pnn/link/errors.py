@@ -1,6 +1,15 @@
-"""What can go wrong with a device, split by what the caller should do about it."""
+"""What can go wrong with a device, split by what the caller should do about it.
+
+Callers match these by type, never by message text. `UserError` marks the failures a person mends
+(a wrong address or password, a board without pnn firmware, another protocol version): the CLI prints
+their one-line message; anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
+
+
+class UserError(Exception):
+    """A failure the user can mend; the message is one line saying what is wrong and how to mend it."""
 
 
 class DeviceUnavailable(ConnectionError):
@@ -27,9 +36,44 @@ class DeviceError(RuntimeError):
         self.code = code
 
 
-class CapabilityError(ValueError):
+class CapabilityError(UserError, ValueError):
     """The device cannot do what the URL asks (drive longer than it holds, rate out of range, ...)."""
+
+
+class ProtocolVersionError(CapabilityError):
+    """The board speaks another protocol version: flash matching firmware, or install the matching pnn."""
 
 
 class NoSuchDevice(DeviceUnavailable):
     """The address names nothing (no such serial port): fatal on the first connect, retried after."""
+
+
+class PortNotFound(NoSuchDevice, UserError):
+    """No serial port at that path: check the name and the cable."""
+
+
+class BrokerRefused(LinkDown, UserError):
+    """The MQTT broker turned the user name and password down: give the broker's own."""
+
+
+class NotPnnFirmware(UserError, ConnectionError):
+    """Something answers on the port, but not the pnn firmware (a bare REPL, other bytes, silence): flash it."""
+
+
+def caused_by(error: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """`error` itself or the first exception of type `kind` it was raised from (its __cause__ chain)."""
+    seen = 0
+    while error is not None and seen < 16:  # (a chain is short; the bound guards against a cycle)
+        if isinstance(error, kind):
+            return error
+        error, seen = error.__cause__, seen + 1
+    return None
+
+
+def kind_of(error: BaseException) -> str:
+    """The name of the typed failure behind `error` that tells a person what to do ("" if none): for
+    records such as `pnn devices` rows, which carry it as text."""
+    for kind in (ProtocolVersionError, BrokerRefused, PortNotFound, NotPnnFirmware):
+        if caused_by(error, kind) is not None:
+            return kind.__name__
+    return ""

@@ -16,20 +16,15 @@ from typing import Any
 
 import aiomqtt
 
+from pnn_protocol import messages
 from pnn_protocol.errors import ProtocolError
 
 from . import wire as _wire
-from .errors import LinkDown, NoSuchDevice
+from .errors import BrokerRefused, LinkDown, NoSuchDevice
 from .transport import Transport
 from .url import DeviceURL
 
 CONNECT_TIMEOUT_S = 5.0
-
-
-def topics(prefix: str, device: str) -> tuple[str, str, str]:
-    """(request, response, status) topics of one board."""
-    base = f"{prefix}/{device}"
-    return f"{base}/req", f"{base}/resp", f"{base}/status"
 
 
 class MqttTransport(Transport):
@@ -37,7 +32,7 @@ class MqttTransport(Transport):
 
     def __init__(self, url: DeviceURL) -> None:
         self.url = url
-        self.req, self.resp, self.status = topics(url["prefix"], url.target)
+        self.req, self.resp, self.status = messages.topics(url.target, url["prefix"])
         self._client: aiomqtt.Client | None = None
         self._messages: Any = None
         self.bad_frames = 0
@@ -55,7 +50,7 @@ class MqttTransport(Transport):
         try:
             await client.__aenter__()
         except (aiomqtt.MqttError, OSError) as e:
-            raise LinkDown(f"broker {self.url.host}:{self.url.port}: {e}") from e
+            raise broker_error(e, f"broker {self.url.host}:{self.url.port}: {e}") from e
         self._client = client
         try:
             await client.subscribe(self.resp, qos=0)
@@ -98,3 +93,16 @@ class MqttTransport(Transport):
                 await asyncio.wait_for(client.__aexit__(None, None, None), 2.0)
             except (aiomqtt.MqttError, OSError, TimeoutError):
                 pass  # the broker is gone already; the socket is closed either way
+
+
+# CONNACK codes for refused credentials: MQTT 3.1.1 return codes 4 and 5, MQTT 5 reason codes 134 and 135
+_REFUSED = (4, 5, 134, 135)
+
+
+def broker_error(error: BaseException, message: str) -> LinkDown:
+    """What a failed broker connection means: BrokerRefused when the broker turned the credentials down
+    (retrying will not help), else LinkDown (the broker may come back)."""
+    rc = getattr(error, "rc", None)
+    if isinstance(error, aiomqtt.MqttCodeError) and getattr(rc, "value", rc) in _REFUSED:
+        return BrokerRefused(message)
+    return LinkDown(message)

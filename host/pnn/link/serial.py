@@ -21,7 +21,7 @@ from pnn_protocol import FrameDecoder, frame
 from pnn_protocol.errors import ProtocolError
 
 from . import wire as _wire
-from .errors import LinkDown, NoSuchDevice
+from .errors import LinkDown, PortNotFound
 from .transport import Transport
 from .url import DeviceURL
 
@@ -80,7 +80,7 @@ class SerialTransport(Transport):
             self._port, _ = await serialx.create_serial_connection(loop, lambda: self._frames, self.path,
                                                                    baudrate=self.url["baud"])  # fmt: skip
         except FileNotFoundError as e:
-            raise NoSuchDevice(f"no serial port {self.path}") from e
+            raise PortNotFound(f"no serial port {self.path}") from e
         except (OSError, serialx.SerialException) as e:
             raise LinkDown(f"cannot open {self.path}: {e}") from e
         self._write(b"\x00")  # ends any partial frame the board holds (SPEC section 7)

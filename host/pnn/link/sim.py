@@ -1,6 +1,6 @@
 """A simulated board in the host process: pnn.physics behind the firmware's message interface.
 
-`SimBoard` answers protocol v1 messages exactly as the firmware does (HELLO caps, RUN validation
+`InProcessBoard` answers protocol v1 messages exactly as the firmware does (HELLO caps, RUN validation
 with pnn_protocol's own checks, the duplicate-id RESULT cache, ERRORs), so the Device core cannot
 tell it from a board. Drives arrive as DAC codes and responses leave as ADC codes: the physics runs
 with its own quantisation off and the board quantises at its converters. With `realtime` it takes
@@ -45,12 +45,12 @@ def make_physics(url: DeviceURL) -> Any:
         kwargs["sample_rate"] = float(p["rate"])
         if p["substeps"]:
             kwargs["substeps"] = p["substeps"]
-    cls = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}[url.target]
+    cls = physics.KINDS[url.target]
     # The full readout (one value per drive sample); the board bins it into the n_out a RUN asks for.
     return cls(p["n_in"], p["n_in"], **kwargs)
 
 
-class SimBoard:
+class InProcessBoard:
     """One simulated board: message in, message out (None when the simulated link loses the reply)."""
 
     def __init__(self, url: DeviceURL) -> None:
@@ -145,7 +145,7 @@ class SimBoard:
         return reply
 
 
-async def serve_in_order(board: SimBoard, inbox: asyncio.Queue, deliver: Callable[[dict[str, Any]], Awaitable[None]]
+async def serve_in_order(board: InProcessBoard, inbox: asyncio.Queue, deliver: Callable[[dict[str, Any]], Awaitable[None]]
                          ) -> None:
     """A board's loop: compute each request as soon as it arrives (in order), deliver each reply when
     the board would have finished it (in order). Computing ahead keeps the host's simulation work
@@ -170,11 +170,11 @@ async def serve_in_order(board: SimBoard, inbox: asyncio.Queue, deliver: Callabl
 
 
 class SimTransport(Transport):
-    """The in-process link to a SimBoard; `unplug` simulates pulling its cable for a while."""
+    """The in-process link to an InProcessBoard; `unplug` simulates pulling its cable for a while."""
 
     def __init__(self, url: DeviceURL) -> None:
         self.url = url
-        self.board: SimBoard | None = None
+        self.board: InProcessBoard | None = None
         self._inbox: asyncio.Queue[tuple[float, Any]] | None = None
         self._outbox: asyncio.Queue[dict[str, Any] | None] | None = None
         self._server: asyncio.Task[None] | None = None
@@ -184,11 +184,11 @@ class SimTransport(Transport):
         if time.monotonic() < self._unplugged_until:
             raise LinkDown(f"{self.url.id}: unplugged")
         if self.board is None:
-            self.board = SimBoard(self.url)  # built once: a reconnect finds the same board
+            self.board = InProcessBoard(self.url)  # built once: a reconnect finds the same board
         self._inbox, self._outbox = asyncio.Queue(), asyncio.Queue()
         self._server = asyncio.ensure_future(self._serve(self.board, self._inbox, self._outbox))
 
-    async def _serve(self, board: SimBoard, inbox: asyncio.Queue, outbox: asyncio.Queue) -> None:
+    async def _serve(self, board: InProcessBoard, inbox: asyncio.Queue, outbox: asyncio.Queue) -> None:
         async def deliver(reply: dict[str, Any]) -> None:
             outbox.put_nowait(reply)
 

@@ -88,9 +88,7 @@ class MqttLink:
                  password: str | None = None, timeout: float = 5.0) -> None:  # fmt: skip
         import paho.mqtt.client as mqtt
 
-        self.req = f"pnn/{device_id}/req"
-        self.resp = f"pnn/{device_id}/resp"
-        self.status_topic = f"pnn/{device_id}/status"
+        self.req, self.resp, self.status_topic = messages.topics(device_id)
         self.status: str | None = None
         self._inbox: deque[bytes] = deque()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)

@@ -1,6 +1,6 @@
 """Device URLs: parse and check `sim://`, `serial://` and `mqtt://` addresses into one typed record.
 
-Every bad URL is a ValueError whose one line says what is wrong and names the accepted forms.
+Every bad URL is a BadURL (a ValueError) whose one line says what is wrong and names the accepted forms.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from .errors import UserError
+
 FORMS = (
     "sim://electronic?seed=3&realtime=1&n_in=64&n_out=64, "
     "serial:///dev/ttyACM0?n_in=64&n_out=64&rate=20000, "
     "mqtt://host:1883/<device-id>?user=...&password=..."
 )
-SIM_KINDS = ("electronic", "mechanical", "optical")
 
 # name -> (type, default, what it is). Shared by every scheme.
 _COMMON: dict[str, tuple[type, Any, str]] = {
@@ -62,6 +63,17 @@ _SCHEME: dict[str, dict[str, tuple[type, Any, str]]] = {
         "ca": (str, "", "CA certificate (PEM file) the broker's must be signed by (default: the system's)"),
     },
 }
+
+
+class BadURL(UserError, ValueError):
+    """A device URL that cannot be used. `problem` is the reason alone; with `forms` the message also
+    names the accepted forms."""
+
+    def __init__(self, problem: str, forms: bool = False) -> None:
+        self.problem, self.forms = problem, forms
+        super().__init__(f"{problem}; use one of: {FORMS}" if forms else problem)
+
+
 # Parameters that change the measurement (kept in the device id); the rest are link tuning or secrets.
 _IDENTITY = ("seed", "noise", "substeps", "dac_bits", "adc_bits", "n_in", "n_out", "rate", "settle", "oversample",
              "dac_lo", "dac_hi", "adc_lo", "adc_hi", "rest_code")
@@ -75,7 +87,7 @@ def _parse_value(name: str, kind: type, text: str) -> Any:
             return text.lower() in ("1", "true", "yes")
         return kind(text)
     except ValueError:
-        raise ValueError(f"URL parameter {name}={text!r} is not a valid {kind.__name__}") from None
+        raise BadURL(f"URL parameter {name}={text!r} is not a valid {kind.__name__}") from None
 
 
 @dataclass(frozen=True)
@@ -120,52 +132,56 @@ def redact(text: str) -> str:
 
 
 def parse_url(url: str) -> DeviceURL:
-    """Parse a device URL; raises ValueError (one line, naming the accepted forms) if it is not one.
+    """Parse a device URL; raises BadURL (one line, naming the accepted forms) if it is not one.
 
     The error never shows the URL's password.
     """
     try:
         return _parse_url(url)
-    except ValueError as e:
-        raise ValueError(redact(str(e))) from None
+    except BadURL as e:
+        raise BadURL(redact(e.problem), e.forms) from None
+    except ValueError as e:  # what urllib says about a malformed address
+        raise BadURL(redact(str(e))) from None
 
 
 def _parse_url(url: str) -> DeviceURL:
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"not a device URL: {url!r}; use one of: {FORMS}")
+        raise BadURL(f"not a device URL: {url!r}", forms=True)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _SCHEME:
-        raise ValueError(f"unknown URL scheme {parts.scheme!r} in {url!r}; use one of: {FORMS}")
+        raise BadURL(f"unknown URL scheme {parts.scheme!r} in {url!r}", forms=True)
     known = {**_COMMON, **_SCHEME[scheme]}
     params = {name: default for name, (_, default, _) in known.items()}
     try:
         query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
-        raise ValueError(f"malformed query string in {url!r}; use one of: {FORMS}") from None
+        raise BadURL(f"malformed query string in {url!r}", forms=True) from None
     for name, text in query:
         if name not in known:
-            raise ValueError(f"unknown parameter {name!r} in {url!r}; {scheme}:// takes: {', '.join(known)}")
+            raise BadURL(f"unknown parameter {name!r} in {url!r}; {scheme}:// takes: {', '.join(known)}")
         params[name] = _parse_value(name, known[name][0], text)
     host, port = "", 0
     if scheme == "sim":
         target = (parts.netloc + parts.path).strip("/").lower()
-        if target not in SIM_KINDS:
-            raise ValueError(f"unknown simulated system {target!r} in {url!r}; choose one of {', '.join(SIM_KINDS)}")
+        from ..physics import KINDS  # (only a sim:// URL needs the simulated systems)
+
+        if target not in KINDS:
+            raise BadURL(f"unknown simulated system {target!r} in {url!r}; choose one of {', '.join(KINDS)}")
         if params["noise"] not in ("default", "off"):
-            raise ValueError(f"noise={params['noise']!r} in {url!r}; use noise=default or noise=off")
+            raise BadURL(f"noise={params['noise']!r} in {url!r}; use noise=default or noise=off")
     elif scheme == "serial":
         target = unquote(parts.path)
         if parts.netloc or not target.startswith("/"):
-            raise ValueError(f"serial URL {url!r} needs an absolute port path (three slashes); use one of: {FORMS}")
+            raise BadURL(f"serial URL {url!r} needs an absolute port path (three slashes)", forms=True)
     else:
         target = unquote(parts.path).strip("/")
         try:
             host, port = parts.hostname or "", parts.port or 1883
         except ValueError:
-            raise ValueError(f"bad broker port in {url!r}; use one of: {FORMS}") from None
+            raise BadURL(f"bad broker port in {url!r}", forms=True) from None
         if not host or not target or "/" in target or "+" in target or "#" in target:
-            raise ValueError(f"MQTT URL {url!r} needs a broker host and one device id; use one of: {FORMS}")
+            raise BadURL(f"MQTT URL {url!r} needs a broker host and one device id", forms=True)
         if parts.username:  # user:password@host is accepted too
             params["user"] = unquote(parts.username)
             params["password"] = unquote(parts.password or "")
@@ -177,18 +193,18 @@ def _check_ranges(p: dict[str, Any], url: str) -> None:
     positive = ("n_in", "n_out", "rate", "oversample", "window", "dac_bits", "adc_bits", "max_batch", "baud", "probes")
     for name in positive:
         if name in p and p[name] < 1:
-            raise ValueError(f"{name} must be >= 1 in {url!r}, got {p[name]}")
+            raise BadURL(f"{name} must be >= 1 in {url!r}, got {p[name]}")
     for name in ("settle", "chunk", "retries", "substeps", "dac_lo", "dac_hi", "adc_lo", "adc_hi", "rest_code"):
         if p.get(name) is None:
             continue
         if p[name] < 0:
-            raise ValueError(f"{name} must be >= 0 in {url!r}, got {p[name]}")
+            raise BadURL(f"{name} must be >= 0 in {url!r}, got {p[name]}")
     for name in ("timeout", "heartbeat", "reconnect", "patience", "give_up", "min_rto", "max_rto"):
         if not p[name] >= 0:
-            raise ValueError(f"{name} must be >= 0 seconds in {url!r}, got {p[name]}")
+            raise BadURL(f"{name} must be >= 0 seconds in {url!r}, got {p[name]}")
     if p["min_rto"] > p["max_rto"]:
-        raise ValueError(f"min_rto={p['min_rto']} > max_rto={p['max_rto']} in {url!r}")
+        raise BadURL(f"min_rto={p['min_rto']} > max_rto={p['max_rto']} in {url!r}")
     if p["n_out"] > p["n_in"]:
-        raise ValueError(f"n_out={p['n_out']} > n_in={p['n_in']} in {url!r}: each output bin averages drive samples")
+        raise BadURL(f"n_out={p['n_out']} > n_in={p['n_in']} in {url!r}: each output bin averages drive samples")
     if not 0 <= p.get("drop", 0.0) < 1:
-        raise ValueError(f"drop must be in [0, 1) in {url!r}, got {p['drop']}")
+        raise BadURL(f"drop must be in [0, 1) in {url!r}, got {p['drop']}")

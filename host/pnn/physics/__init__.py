@@ -24,4 +24,7 @@ from .electronic import Electronic, ElectronicParts
 from .mechanical import Mechanical, MechanicalParts
 from .optical import Optical
 
-__all__ = ["Electronic", "ElectronicParts", "Mechanical", "MechanicalParts", "Noise", "Optical"]
+# The one list of simulated system kinds: experiment files, sim:// URLs and `pnn demo --system` derive theirs from it.
+KINDS = {"electronic": Electronic, "mechanical": Mechanical, "optical": Optical}
+
+__all__ = ["KINDS", "Electronic", "ElectronicParts", "Mechanical", "MechanicalParts", "Noise", "Optical"]

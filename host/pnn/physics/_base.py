@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._threads import configure as _configure_threads
 from ._noise import Noise, NoiseStream, quantise
+
+_configure_threads()  # the library picks torch's thread count (pnn/_threads.py), not only the CLI
 
 
 def bin_matrix(n_in: int, n_out: int) -> torch.Tensor:

@@ -18,19 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import heapq
 import math
 import os
 import random
-import select
-import tempfile
 import threading
 import time
-import tty
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -44,6 +39,7 @@ from ..link import loop as _loop
 from ..link import wire as _wire
 from ..link.client import make_device
 from ..link.errors import LinkDown
+from ..link.relay import PtyRelay
 from ..link.transport import Transport
 from ..link.url import parse_url
 
@@ -370,13 +366,11 @@ def faulty_device(url: str, faults: Faults, *, store: Any = None) -> Device:
     return Device(aio, store)
 
 
-class FaultyCable:
-    """A pty relay with faults, between the pty master of a board and a new host-side port path.
+class FaultyCable(PtyRelay):
+    """A pty relay with faults (a bad USB cable), between the pty master of a board and a new host-side path.
 
-    The firmware keeps its own pty; the host opens `path` (a symlink to a fresh pty) instead. Bytes
-    are cut into frames at the 0x00 delimiters (a frame is `00 body 00`), and each frame goes through
-    that direction's FaultInjector. `unplug(seconds)` removes the host side: the host's port fails,
-    `path` disappears, and a new pty appears at the same path after `seconds`.
+    Bytes are cut into frames at the 0x00 delimiters (a frame is `00 body 00`), and each frame goes through
+    that direction's FaultInjector; a disconnect fault unplugs the host side for `faults.down_s`.
 
     Args:
         board_fd: the master side of the board's pty (the caller keeps owning it).
@@ -386,23 +380,10 @@ class FaultyCable:
 
     def __init__(self, board_fd: int, faults: Faults, folder: str | os.PathLike[str] | None = None) -> None:
         self.faults = faults
-        self._board = board_fd
-        self._folder = Path(folder or tempfile.mkdtemp(prefix="pnn-cable-"))
-        self.path = str(self._folder / "ttyPNN")
         self.to_board, self.to_host = FaultInjector(faults, 0), FaultInjector(faults, 1)
-        self.unplugs = 0
-        self._host = self._host_slave = -1
-        self._plug()
         self._partial = {"board": bytearray(), "host": bytearray()}
         self._body = {"board": False, "host": False}  # a non-zero byte since the last frame ended
-        self._out = {"board": bytearray(), "host": bytearray()}
-        self._replug_at: float | None = None
-        self._ctl_r, self._ctl_w = os.pipe()
-        self._commands: list[tuple[str, float]] = []
-        self._lock = threading.Lock()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="faulty-cable", daemon=True)
-        self._thread.start()
+        super().__init__(board_fd, folder, name="faulty-cable")
 
     def counts(self) -> dict[str, Any]:
         """What was done to each direction, and how often the cable was unplugged."""
@@ -414,139 +395,41 @@ class FaultyCable:
 
     def unplug(self, seconds: float | None = None) -> None:
         """Pull the host side out for `seconds` (default `faults.down_s`), then plug it in again."""
-        self._command("unplug", self.faults.down_s if seconds is None else seconds)
+        super().unplug(self.faults.down_s if seconds is None else seconds)
 
-    def close(self) -> None:
-        """Stop relaying and remove the host side (the board's pty stays the caller's)."""
-        if self._thread.is_alive():
-            self._command("stop", 0.0)
-            self._thread.join(5)
-        self._unplug()
-        for fd in (self._ctl_r, self._ctl_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        if self._error is not None:
-            raise RuntimeError(f"the faulty cable's relay failed: {self._error!r}") from self._error
-
-    def __enter__(self) -> FaultyCable:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- relay thread ----------------------------------------------------------------------------
-    def _command(self, name: str, arg: float) -> None:
-        with self._lock:
-            self._commands.append((name, arg))
-        os.write(self._ctl_w, b"x")
-
-    def _plug(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        # The relay holds the slave open too, so its reads never fail while the host has it closed.
-        self._host, self._host_slave = master, slave
-        tmp = f"{self.path}.new"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.path)  # atomic: the host never sees a half-made path
-
-    def _unplug(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        for fd in (self._host, self._host_slave):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._host = self._host_slave = -1
+    def _on_unplug(self) -> None:
         self._partial["host"].clear()
         self._body["host"] = False
-        self._out["host"].clear()
         self.to_host.clear()
         self.to_board.clear()
 
-    def _run(self) -> None:
-        try:
-            os.set_blocking(self._board, False)
-            while self._step():
-                pass
-        except BaseException as e:  # noqa: BLE001 - kept and raised by close(), in the test's thread
-            self._error = e
-
-    def _step(self) -> bool:
-        """One select round: read, inject, write. False when told to stop."""
-        now = time.monotonic()
-        if self._replug_at is not None and now >= self._replug_at:
-            self._replug_at = None
-            self._plug()
+    def _carry_out(self, now: float) -> None:
         self._out["board"] += b"".join(self.to_board.due(now))
         if self._host >= 0:
             self._out["host"] += b"".join(self.to_host.due(now))
-        waits = [
-            t for t in (self.to_board.next_due(), self.to_host.next_due(), self._replug_at) if t is not None
-        ]
-        timeout = max(0.0, min(waits) - now) if waits else None
-        readers = [self._ctl_r, self._board] + ([self._host] if self._host >= 0 else [])
-        writers = [
-            fd for fd, key in ((self._board, "board"), (self._host, "host")) if fd >= 0 and self._out[key]
-        ]
-        readable, writable, _ = select.select(readers, writers, [], timeout)
-        if self._ctl_r in readable:
-            os.read(self._ctl_r, 64)
-            with self._lock:
-                commands, self._commands = self._commands, []
-            for name, arg in commands:
-                if name == "stop":
-                    return False
-                self._pull(arg)
-        for fd in readable:
-            if fd == self._board:
-                self._take(fd, "board", self.to_host)
-            elif fd == self._host:
-                self._take(fd, "host", self.to_board)
-        for fd in writable:
-            key = "board" if fd == self._board else "host"
-            if fd in (self._host, self._board):  # (the host side may have been unplugged just now)
-                with contextlib.suppress(BlockingIOError):
-                    del self._out[key][: os.write(fd, self._out[key])]
-        return True
 
-    def _pull(self, seconds: float) -> None:
-        self.unplugs += 1
-        self._unplug()
-        self._replug_at = time.monotonic() + seconds
+    def _wakeups(self) -> list[float | None]:
+        return [self.to_board.next_due(), self.to_host.next_due()]
 
-    def _take(self, fd: int, key: str, inj: FaultInjector) -> None:
-        """Read what `fd` has and push each completed frame into `inj`."""
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError as e:
-            if e.errno != errno.EIO:  # EIO: the far side is closed right now; nothing to carry
-                raise
-            time.sleep(0.01)
-            return
-        if key == "board" and self._host < 0:
-            return  # unplugged: what the board says goes nowhere
-        buf, now, pos = self._partial[key], time.monotonic(), 0
+    def _carry_in(self, side: str, data: bytes, now: float) -> None:
+        """Push each frame completed by `data` into the injector of its direction."""
+        inj = self.to_host if side == "board" else self.to_board
+        buf, pos = self._partial[side], 0
         while pos < len(data):
             # a frame is `00 body 00`: it ends at the first 0x00 after a non-zero byte
             z = data.find(0, pos)
             end = len(data) if z < 0 else z + 1
-            self._body[key] |= (end - pos) > (0 if z < 0 else 1)
+            self._body[side] |= (end - pos) > (0 if z < 0 else 1)
             buf += data[pos:end]
             pos = end
-            if z >= 0 and self._body[key]:
+            if z >= 0 and self._body[side]:
                 self._carry(inj, bytes(buf), now)
                 buf.clear()
-                self._body[key] = False
+                self._body[side] = False
         if len(buf) > _MAX_UNIT:
             self._carry(inj, bytes(buf), now)
             buf.clear()
-            self._body[key] = False
+            self._body[side] = False
 
     def _carry(self, inj: FaultInjector, unit: bytes, now: float) -> None:
         if inj.disconnect_now():

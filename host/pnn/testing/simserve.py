@@ -1,7 +1,7 @@
 """Serve in-process simulated boards over MQTT, as the firmware would: `pnn/<id>/req` -> `pnn/<id>/resp`.
 
 For benchmarks and tests that need many boards behind a real broker without a MicroPython process
-per board: each board is a SimBoard (pnn.physics behind the protocol) with its own broker connection,
+per board: each board is an InProcessBoard (pnn.physics behind the protocol) with its own broker connection,
 a retained "online" status and the last will "offline", and it reconnects with backoff when the
 broker goes away.
 
@@ -18,15 +18,16 @@ import time
 import aiomqtt
 import msgpack
 
+from pnn_protocol import messages
+
 from ..link import wire as _wire
-from ..link.mqtt import topics
-from ..link.sim import SimBoard, serve_in_order
+from ..link.sim import InProcessBoard, serve_in_order
 from ..link.url import parse_url
 
 
-async def serve_board(host: str, port: int, device: str, board: SimBoard, prefix: str = "pnn") -> None:
+async def serve_board(host: str, port: int, device: str, board: InProcessBoard, prefix: str = "pnn") -> None:
     """Serve one board until cancelled (reconnecting to the broker as needed)."""
-    req, resp, status = topics(prefix, device)
+    req, resp, status = messages.topics(device, prefix)
     board.device = device
     backoff = 0.05
     while True:
@@ -48,7 +49,7 @@ async def serve_board(host: str, port: int, device: str, board: SimBoard, prefix
             backoff = min(2 * backoff, 2.0)
 
 
-async def _work(client: aiomqtt.Client, board: SimBoard, topic: str, inbox: asyncio.Queue) -> None:
+async def _work(client: aiomqtt.Client, board: InProcessBoard, topic: str, inbox: asyncio.Queue) -> None:
     """The board's one thread of work: requests in arrival order, each answered on the response topic."""
     decoded: asyncio.Queue = asyncio.Queue()
 
@@ -73,7 +74,7 @@ async def _work(client: aiomqtt.Client, board: SimBoard, topic: str, inbox: asyn
 
 async def serve(host: str, port: int, boards: dict[str, str], prefix: str = "pnn") -> None:
     """Serve several boards (device id -> sim URL) from one process until cancelled."""
-    sims = {device: SimBoard(parse_url(url)) for device, url in boards.items()}
+    sims = {device: InProcessBoard(parse_url(url)) for device, url in boards.items()}
     await asyncio.gather(*(serve_board(host, port, d, b, prefix) for d, b in sims.items()))
 
 
