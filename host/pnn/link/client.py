@@ -37,7 +37,7 @@ from pnn_protocol import errors, messages
 
 from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
-from .timing import BoardPace, InFlight, RetransmitTimer
+from .timing import BoardPace, InFlight, RetransmitTimer, Window
 from .transport import Transport
 from .url import DeviceURL
 
@@ -75,7 +75,7 @@ class AsyncDevice:
         self._pending: dict[int, InFlight] = {}
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.window)
+        self._slots = Window(self.window)
         self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
         self._closing = False
@@ -250,7 +250,7 @@ class AsyncDevice:
         for req in list(self._pending.values()):
             if not req.control and not req.fut.done():
                 req.first, req.expiries = 0.0, 0  # give-up and backoff start again on this link
-                self._spawn(self._send(req))
+                self._resend(req)
 
     def _outage(self) -> None:
         self._outage_timer = None
@@ -282,8 +282,30 @@ class AsyncDevice:
     # -- sending, timers, replies ---------------------------------------------------------------
     async def _send(self, req: InFlight) -> None:
         """(Re-)send one request and arm its timer; a failed send drops the link."""
-        if req.fut.done():
+        if not self._arm(req):
             return
+        try:
+            await self.transport.send(req.msg)
+        except LinkDown as e:
+            self._drop_link(e)
+
+    def _resend(self, req: InFlight) -> None:
+        """Send `req` again, in a task: on the next turn of the loop, so that a reply already on its way
+        in the same read (a burst of damaged frames, each asking for re-sends) cancels it (_send checks)."""
+        self._spawn(self._send(req))
+
+    def _send_now(self, req: InFlight) -> None:
+        """The first send of a request where the link can send without waiting: in this call, no task."""
+        if self._arm(req):
+            try:
+                self.transport.send_nowait(req.msg)
+            except LinkDown as e:
+                self._drop_link(e)
+
+    def _arm(self, req: InFlight) -> bool:
+        """Count a send of `req` and set its timer (False: it is answered already, nothing to send)."""
+        if req.fut.done():
+            return False
         loop = asyncio.get_running_loop()
         req.sent = loop.time()
         req.first = req.first or req.sent
@@ -294,10 +316,7 @@ class AsyncDevice:
             link = min(self.url["max_rto"], self._rto.rto * 2 ** min(req.expiries, 16))  # this request's backoff
             deadline = req.sent + link + self._pace.seconds(req.ahead)
             req.timer = loop.call_at(deadline, self._expire, req)
-        try:
-            await self.transport.send(req.msg)
-        except LinkDown as e:
-            self._drop_link(e)
+        return True
 
     def _expire(self, req: InFlight) -> None:
         """A request's timer ran out: re-send it (backing off), or after `give_up` declare the link down."""
@@ -311,7 +330,7 @@ class AsyncDevice:
         req.expiries += 1
         self._stats["retries"] += 1
         log.info("%s: no reply to request %d yet; re-sending (re-send %d)", self.id, req.msg["id"], req.expiries)
-        self._spawn(self._send(req))
+        self._resend(req)
 
     def _on_bad_frame(self) -> None:
         """A damaged frame reached this host: it was some request's reply, so re-send what is in flight."""
@@ -328,37 +347,39 @@ class AsyncDevice:
             if now - req.sent >= recent:
                 self._stats["fast_resends"] += 1
                 req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
-                self._spawn(self._send(req))
+                self._resend(req)
 
     async def _read(self) -> None:
-        """Route each reply to the request waiting for its id; count the rest."""
-        while True:
-            msg = await self.transport.recv()
-            self._last_rx = time.monotonic()
-            rid, t = msg.get("id"), msg.get("t")
-            if rid is None:
-                self._stats["errors" if t == messages.ERROR else "stale"] += 1
-                if t == messages.ERROR and msg.get("code") in _FRAME_ERRORS:
-                    self._resend_in_flight()
-                continue
-            req = self._pending.get(rid)
-            if req is None:
-                self._stats["stale"] += 1  # a late reply to a finished request
-            elif req.fut.done():
-                self._stats["duplicates"] += 1
-            elif t == messages.ERROR:
-                self._stats["errors"] += 1
-                code = msg.get("code")
-                if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
-                    self._stats["retries"] += 1
-                    log.info("%s: request %d arrived damaged (%s); re-sending", self.id, rid, errors.name(code))
-                    self._spawn(self._send(req))
-                elif req.control:
-                    req.fut.set_result(msg)  # HELLO / CONFIG say what the refusal means for them
-                elif code not in _TRANSIENT:
-                    req.fut.set_exception(DeviceError(f"{self.id}: {errors.name(code)}: {msg.get('msg', '')}", code))
-            else:
-                self._answered(req, msg)
+        """Route every message from the board until the link goes."""
+        await self.transport.serve(self._route)
+
+    def _route(self, msg: dict[str, Any]) -> None:
+        """Hand a reply to the request waiting for its id; count the rest."""
+        self._last_rx = time.monotonic()
+        rid, t = msg.get("id"), msg.get("t")
+        if rid is None:
+            self._stats["errors" if t == messages.ERROR else "stale"] += 1
+            if t == messages.ERROR and msg.get("code") in _FRAME_ERRORS:
+                self._resend_in_flight()
+            return
+        req = self._pending.get(rid)
+        if req is None:
+            self._stats["stale"] += 1  # a late reply to a finished request
+        elif req.fut.done():
+            self._stats["duplicates"] += 1
+        elif t == messages.ERROR:
+            self._stats["errors"] += 1
+            code = msg.get("code")
+            if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
+                self._stats["retries"] += 1
+                log.info("%s: request %d arrived damaged (%s); re-sending", self.id, rid, errors.name(code))
+                self._resend(req)
+            elif req.control:
+                req.fut.set_result(msg)  # HELLO / CONFIG say what the refusal means for them
+            elif code not in _TRANSIENT:
+                req.fut.set_exception(DeviceError(f"{self.id}: {errors.name(code)}: {msg.get('msg', '')}", code))
+        else:
+            self._answered(req, msg)
 
     def _answered(self, req: InFlight, msg: dict[str, Any]) -> None:
         if req.timer is not None:
@@ -381,7 +402,7 @@ class AsyncDevice:
         for req in self._pending.values():
             if req is not answered and req.retransmit and not req.fut.done() and req.sent < answered.sent:
                 self._stats["fast_resends"] += 1
-                self._spawn(self._send(req))
+                self._resend(req)
 
     def _drop_link(self, reason: BaseException) -> None:
         """A send failed or a request went unanswered too long: tell the supervisor to reconnect."""
@@ -521,13 +542,22 @@ class AsyncDevice:
         if self.cal is None:
             raise DeviceUnavailable(f"{self.id}: not connected yet (call open())")
         await self._wait_up(fail_fast)
-        codes = self.cal.encode(drive)
+        codes = self.cal.encode(drive).tobytes()
+        await self._slots.take()
+        req = self._new_run(codes, len(drive), fail_fast)
+        if self.connected:
+            await self._send(req)
+        elif fail_fast:
+            req.fut.set_exception(DeviceUnavailable(f"{self.id}: link down ({self._last_error})"))
+        return req
+
+    def _new_run(self, codes: bytes, batch: int, fail_fast: bool) -> InFlight:
+        """The record of one RUN (its window slot taken), registered to receive its reply."""
+        assert self.cal is not None
         p = self.url.params
-        batch = len(drive)
         ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
-        await self._slots.acquire()
         rid = self._next_id()
-        msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
+        msg = messages.run(rid, codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
                            self.cal.drive_width)
         req = InFlight(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
         self._ticks_in_flight += ticks
@@ -535,11 +565,23 @@ class AsyncDevice:
         self._pending[rid] = req
         req.fut.add_done_callback(functools.partial(self._finished, req))
         self._first_send = self._first_send or time.monotonic()
-        if self.connected:
-            await self._send(req)
-        elif fail_fast:
-            req.fut.set_exception(DeviceUnavailable(f"{self.id}: link down ({self._last_error})"))
         return req
+
+    def start(self, drive: np.ndarray, *, fail_fast: bool = False) -> InFlight | None:
+        """run_chunk's fast path, with no task and no await (call it on the loop): the RUN is sent before
+        this returns and `result(req)` reads its reply once `req.fut` is done. None where the request
+        has to take the long way (link down, window full, a link that sends only by awaiting, more
+        rows than one request carries): then call run() / run_chunk()."""
+        if (self.cal is None or not self.connected or not self.transport.sync_send or not 0 < len(drive) <= self.chunk_limit
+                or not self._slots.try_take()):  # fmt: skip
+            return None
+        req = self._new_run(self.cal.encode(drive).tobytes(), len(drive), fail_fast)
+        self._send_now(req)
+        return req
+
+    def result(self, req: InFlight) -> np.ndarray:
+        """The responses float32 [b, n_out] of a request `start` sent (its future done; raises its error)."""
+        return self._result(req, req.fut.result())
 
     def _finished(self, req: InFlight, _fut: object) -> None:
         self._forget(req)
