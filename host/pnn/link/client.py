@@ -29,6 +29,7 @@ import itertools
 import logging
 import random
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,10 @@ class AsyncDevice:
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
         self._slots = Window(self.window)
+        # RUNs in the order they took their slots: a slot comes free only when every older RUN is done
+        # too, so the newest RUN in flight is never more than `window` ahead of the oldest unanswered
+        # one, and the board's RESULT cache (window <= its `cache`) still holds a reply a re-send asks for
+        self._runs: deque[InFlight] = deque()
         self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
         self._closing = False
@@ -337,17 +342,29 @@ class AsyncDevice:
         self._resend_in_flight()
 
     def _resend_in_flight(self) -> None:
+        """One frame was lost (damaged on its way here, or the board's BAD_CRC for one of ours): re-send
+        one request, the one waiting longest since its last send (the board answers in order).
+
+        One re-send per damaged frame, never all in flight: each re-send brings at most one more
+        damaged frame, so on a lossy cable re-sends die out instead of multiplying until nothing else
+        gets through (congestion collapse). Whatever else is lost, the next answer (_overtaken) or its
+        own timer re-sends.
+        """
         if not self._link_up:
             return
         now = asyncio.get_running_loop().time()
         recent = (self._rto.srtt or 0.0) / 2  # sent since the damaged frame could have left: not it
-        for req in list(self._pending.values()):
+        oldest: InFlight | None = None
+        for req in self._pending.values():
             if req.fut.done() or not req.retransmit or (not req.control and not self.connected):
                 continue
-            if now - req.sent >= recent:
-                self._stats["fast_resends"] += 1
-                req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
-                self._resend(req)
+            if now - req.sent >= recent and (oldest is None or req.sent < oldest.sent):
+                oldest = req
+        if oldest is not None:
+            self._stats["fast_resends"] += 1
+            oldest.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
+            oldest.sent = now  # (the send sets it again) so that a second damaged frame in this read picks another
+            self._resend(oldest)
 
     async def _read(self) -> None:
         """Route every message from the board until the link goes."""
@@ -563,6 +580,7 @@ class AsyncDevice:
         self._ticks_in_flight += ticks
         req.ahead = self._ticks_in_flight
         self._pending[rid] = req
+        self._runs.append(req)
         req.fut.add_done_callback(functools.partial(self._finished, req))
         self._first_send = self._first_send or time.monotonic()
         return req
@@ -586,7 +604,9 @@ class AsyncDevice:
     def _finished(self, req: InFlight, _fut: object) -> None:
         self._forget(req)
         self._ticks_in_flight -= req.ticks
-        self._slots.release()
+        while self._runs and self._runs[0].fut.done():
+            self._runs.popleft()
+            self._slots.release()
 
     def _result(self, req: InFlight, reply: dict[str, Any]) -> np.ndarray:
         batch = req.msg["batch"]

@@ -56,9 +56,7 @@ class _Frames(asyncio.Protocol):
 class SerialTransport(Transport):
     """A framed byte stream on `url.target` (e.g. /dev/ttyACM0, /dev/pts/5)."""
 
-    # Off for now: with first sends in the caller's callback, test_link_recovery's corrupting-cable test
-    # left requests unanswered for 30+ s under heavy load (cause not yet found); send_nowait stays for it.
-    sync_send = False
+    sync_send = True  # a write never waits (the watchdog bounds a full buffer): the core may send in a callback
 
     def __init__(self, url: DeviceURL) -> None:
         self.url, self.path = url, url.target
