@@ -167,11 +167,14 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(results), figsize=(7 * len(results), 5), squeeze=False)
     for ax, (name, result) in zip(axes[0], results.items(), strict=True):
-        for i, (trainer, rs) in enumerate(result["runs"].items()):
-            color = f"C{i % 10}"
-            if trainer in REFERENCE:  # no physical queries: a reference line
-                ax.axhline(100 * np.mean([r["final"] for r in rs]), color=color, ls="--", label=f"{trainer} (digital net, 0 queries)")
+        physical = [t for t in result["runs"] if t not in REFERENCE]
+        palette = plt.cm.tab10.colors if len(physical) <= 10 else plt.cm.tab20.colors  # one colour per trainer
+        for trainer, rs in result["runs"].items():
+            if trainer in REFERENCE:  # no physical queries: a black reference line (no trainer is black)
+                ax.axhline(100 * np.mean([r["final"] for r in rs]), color="black", ls="--" if trainer == "digital" else "-.",
+                           label=f"{trainer} (digital net, 0 queries)")
                 continue
+            color = palette[physical.index(trainer) % len(palette)]
             q = np.mean([[c[0] for c in r["curve"]] for r in rs], axis=0)
             acc = 100 * np.array([[c[1] for c in r["curve"]] for r in rs])
             if np.ptp(q) == 0:  # in-silico: training spends no queries beyond the twin's data
@@ -185,7 +188,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("physical queries (samples through the system, twin data included)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{name}: {result['n_train']} train / {result['n_test']} test, mean +- std over seeds")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.6)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
