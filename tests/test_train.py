@@ -139,3 +139,41 @@ def test_forward_forward_learns_only_after_the_physics(setup) -> None:
     assert all(not p.requires_grad for p in net.encoders.parameters())
     assert torch.equal(net.encoders[0].a, start.encoders[0].a)  # upstream of the physics: as drawn
     assert not torch.equal(net.layers[0].weight, start.layers[0].weight)  # what learns sits after the physics
+
+
+class _Cut(Exception):
+    """Stands in for a kill: raised from inside a step."""
+
+
+@pytest.mark.parametrize("trainer", ["pepg", "forward-forward"])
+def test_resume_mid_run_gives_the_uninterrupted_weights(setup, trainer, tmp_path, monkeypatch) -> None:
+    """Cut in the second epoch, resumed from the first epoch's checkpoint: sigma, baseline, RNGs all restored."""
+    import pnn.engine as engine
+
+    task, system, _ = setup  # LeakyTanh is deterministic: the resumed run must match to the bit
+    cfg = TrainConfig(depth=2, epochs=2)
+    whole = train(trainer, task, system, None, cfg, run_dir=tmp_path / "whole", show_progress=False)
+    fit, per_epoch = engine.fit, -(-len(task.x_train) // cfg.batch_size)
+
+    def cut_in_epoch_two(name, step, *args, **kwargs):
+        original, calls = step.step, [0]
+
+        def stepping(k, idx):
+            calls[0] += 1
+            if calls[0] > per_epoch + 3:
+                raise _Cut
+            return original(k, idx)
+
+        step.step = stepping
+        return fit(name, step, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "fit", cut_in_epoch_two)
+    with pytest.raises(_Cut):
+        train(trainer, task, system, None, cfg, run_dir=tmp_path / "cut", show_progress=False)
+    monkeypatch.undo()
+    resumed = train(trainer, task, system, None, cfg, run_dir=tmp_path / "cut", resume=True, show_progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert [r["test_accuracy"] for r in resumed.history] == [r["test_accuracy"] for r in whole.history]
+    assert [r["queries"] for r in resumed.history] == [r["queries"] for r in whole.history]
+    for name, tensor in whole.net.state_dict().items():
+        assert torch.equal(tensor, resumed.net.state_dict()[name]), f"{trainer}: {name} differs after resume"
