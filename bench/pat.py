@@ -7,7 +7,11 @@ noise, 1% gain jitter, drift, unit-to-unit variation: seed s is board s), on a f
 same split for every trainer and seed). Columns:
 
 - digital: the same net with trainable Linear+tanh layers in the physical slots; linear: the physics removed
-  (identity, bin-averaged to n_out), the same digital parameters; lift = PAT - linear.
+  (identity, bin-averaged to n_out), the same digital parameters; lift = PAT - linear. With `passes` = P
+  (P passes of the one board per layer, side by side) every trainer has P drives of n_in per layer and
+  P * n_out features into the readout (the `feat` column): the linear row too (P identity passes, each
+  bin-averaged), so a wider physical output widens the linear baseline's features alike. With `repeats` = R
+  each drive is measured R times and averaged (R times the queries); for the linear row this changes nothing.
 - twin: pnn's twin is fitted on half uniform drives, half pairs measured where training drives the system
   (`nets.training_pairs`); the reference recipe's twin on as many uniform drives. cos: mean cosine between
   the twin's vjp and the exact model's (`system.ideal`) for random cotangents, at the drives the trained PAT
@@ -49,25 +53,25 @@ ROWS: dict[str, dict] = {
     "electronic-fashion": {
         "task": FASHION, "system": ("electronic", {"n_in": 32, "n_out": 32}),
         "twin": {"samples": 1500, "epochs": 30, "kind": "temporal", "kernel": 16},
-        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=5, batch_size=64, lr=0.01),
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=5, batch_size=64, lr=0.01, passes=8),
     },
     "optical-fashion": {
         "task": FASHION, "system": ("optical", {"n_in": 32, "n_out": 32}),
         "twin": {"samples": 2000, "epochs": 40, "hidden": [256, 256]},
-        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=8, batch_size=64, lr=0.01),
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=8, batch_size=64, lr=0.01, passes=8),
         "reference_twin": True,
     },
     "optical-vowels-2": {
-        "task": ("vowels", "VOWELS", 0, 0), "system": ("optical", {"n_in": 24, "n_out": 12}),
+        "task": ("vowels", "VOWELS", 0, 0), "system": ("optical", {"n_in": 12, "n_out": 12}),
         "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
-        "train": TrainConfig(depth=2, encoder="concat", norm="batch", epochs=40, batch_size=16),
+        "train": TrainConfig(depth=2, mix=True, norm="batch", epochs=40, batch_size=16, repeats=4),
         "reference_twin": True,
     },
     "mechanical-digits": {
         "task": ("digits", None, 0, 0),
         "system": ("mechanical", {"n_in": 64, "n_out": 64, "noise": {"drift": 0.001}}),
         "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
-        "train": TrainConfig(depth=2, norm="batch", epochs=10),
+        "train": TrainConfig(depth=2, mix=True, norm="batch", epochs=10),
     },
     "electronic-digits": {
         "task": ("digits", None, 0, 0), "system": ("electronic", {"n_in": 64, "n_out": 64}),
@@ -220,7 +224,7 @@ def summarise(name: str, row: dict, seeds: list[dict]) -> dict:
 
 def table(summaries: list[dict]) -> Table:
     t = Table(title="bench/pat.py: test accuracy on the simulated system, mean +- std over seeds (%)")
-    columns = ("row", "L", "seeds", "twin NRMSE", "cos ref@train", "cos pnn@train", "digital", "linear", "in-silico",
+    columns = ("row", "L", "feat", "R", "seeds", "twin NRMSE", "cos ref@train", "cos pnn@train", "digital", "linear", "in-silico",
                "PAT", "lift", "PAT-silico", "PAT ref twin", "overhead pnn/ref %", "min")
     for c in columns:
         t.add_column(c, justify="left" if c == "row" else "right", no_wrap=True)
@@ -230,7 +234,8 @@ def table(summaries: list[dict]) -> Table:
                                                                             "pat-ref-twin")}
         over = [x["overhead"] for x in seeds if "overhead" in x]
         overhead_cell = "-" if not over else f"{over[0]['pnn_percent']:.1f} / {over[0]['ref_percent']:.1f}"
-        t.add_row(s["name"], str(s["config"]["depth"]), str(len(seeds)), _ms([x["twin_nrmse"] for x in seeds], 1, digits=3),
+        passes, n_out = s["config"].get("passes", 1), ROWS[s["name"]]["system"][1]["n_out"]
+        t.add_row(s["name"], str(s["config"]["depth"]), str(passes * n_out), str(s["config"].get("repeats", 1)), str(len(seeds)), _ms([x["twin_nrmse"] for x in seeds], 1, digits=3),
                   _ms([x["cos"]["reference_at_training"] for x in seeds], 1, digits=2),
                   _ms([x["cos"]["pnn_at_training"] for x in seeds], 1, digits=2), _ms(acc["digital"]), _ms(acc["linear"]),
                   _ms(acc["in-silico"]), _ms(acc["pat"]), _ms(s["lift"], sign=True),

@@ -238,6 +238,8 @@ class TrainSection:
     mix: bool = _rule(False, _bool)  # a trainable digital Linear before each encoder (nets.TrainConfig)
     data_width: int = _rule(0, _int(0))  # concat: drive bins for the data (0: the input's width)
     norm: str = _rule("twin", _one_of(lambda: ("twin", "batch")))
+    passes: int = _rule(1, _int(1))  # physical passes of the one system per layer, side by side (nets.TrainConfig)
+    repeats: int = _rule(1, _int(1))  # measurements of each drive, averaged (nets.TrainConfig)
 
 
 SECTIONS: dict[str, type] = {"experiment": ExperimentSection, "task": TaskSection, "system": SystemSection,

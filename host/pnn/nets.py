@@ -6,8 +6,11 @@ layer's drive: `affine` is the element-wise `clip(a*h + b, 0, 1)` of the electro
 nets (between physical layers it is the trainable digital rescaling), `concat` is the SHG net's
 `[h, theta]` with trainable theta. `mix = true` puts a trainable digital Linear before each encoder:
 the paper's hybrid physical-digital network (its SHG MNIST net is `depth = 1, mix = true`). Depth
-> 1 runs several passes of the one system. `build` says what fills the layer slots while training
-and while testing, for each trainer:
+> 1 runs several passes of the one system. `passes = P` runs P passes of the system side by side in
+each layer (P drives of n_in, one system call of P rows per sample): the physics as a nonlinear
+feature expansion, P * n_out features into the next layer; `repeats = R` measures each drive R
+times and averages (readout noise / sqrt(R), R times the queries). `build` says what fills the
+layer slots while training and while testing, for each trainer (passes and repeats apply to all):
 
     digital    a trainable Linear + tanh of the layer's shape (a digital net of this size)
     linear     the physics removed: the drive itself (bin-averaged to n_out values when n_out < n_in),
