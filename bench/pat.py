@@ -278,10 +278,10 @@ def main() -> int:
             console.print(f"{name} seed {seed}: {json.dumps({k: round(v, 4) for k, v in seeds[-1]['accuracy'].items()})}"
                           f" cos {json.dumps({k: round(v, 3) for k, v in seeds[-1]['cos'].items()})}"
                           f" {seeds[-1]['total_seconds']:.0f} s")
+            args.out.mkdir(parents=True, exist_ok=True)  # written after every seed: a long run keeps what it did
+            (args.out / "pat.json").write_text(json.dumps(
+                {"quick": args.quick, "targets": TARGETS, "rows": [*summaries, summarise(name, row, seeds)]}, indent=1))
         summaries.append(summarise(name, row, seeds))
-        args.out.mkdir(parents=True, exist_ok=True)  # written after every row: a long run keeps what it did
-        (args.out / "pat.json").write_text(json.dumps({"quick": args.quick, "targets": TARGETS, "rows": summaries},
-                                                      indent=1))
     console.print(table(summaries))
     console.print(f"wrote {args.out / 'pat.json'}")
     return 0
