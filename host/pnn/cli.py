@@ -53,8 +53,10 @@ def demo_config(system: str, quick: bool, seed: int, data: str | None = None, se
         raw["train"]["epochs"] = 10
     if system == "optical":
         raw["task"] = {"name": "vowels"}  # the subset shipped with pnn, unless --data names another CSV
-        raw["system"].update(n_in=24, n_out=12)
-        raw["train"].update(encoder="concat", batch_size=16, epochs=40, depth=1)
+        # the hybrid net of bench/pat.py's optical-vowels-2 row: a digital Linear before each of 2 SHG
+        # layers, batch statistics between them, 4 averaged spectra per drive (the 4th-power response)
+        raw["system"].update(n_in=12, n_out=12)
+        raw["train"].update(mix=True, norm="batch", repeats=4, batch_size=16, epochs=40, depth=2)
     if quick:
         raw["train"]["epochs"] = max(2, raw["train"]["epochs"] // 5)
         raw["twin"].update(samples=500, epochs=30)
