@@ -263,10 +263,10 @@ def main() -> int:
         rows = [summarise(name, ROWS[name], sorted(s, key=lambda x: x["seed"])) for name, s in seeds.items()]
         (args.out / "pat.json").write_text(json.dumps({"quick": any(b["quick"] for b in blobs), "targets": TARGETS,
                                                        "rows": rows}, indent=1))
-        Console(width=200).print(table(rows))
+        Console(width=240).print(table(rows))
         return 0
     torch.set_num_threads(1)  # small tensors: extra threads cost more than they win on a shared machine
-    console = Console(width=200)
+    console = Console(width=240)
     summaries = []
     for name in args.only.split(","):
         if name not in ROWS:
