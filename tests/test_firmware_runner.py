@@ -419,8 +419,8 @@ def test_loop_allocates_nothing_per_sample(tmp_path):
             hal = make_hal(board)
             r = runner_for(hal, board)
             small, big = pack([1] * 16), pack([(i * 7) % 200 for i in range(2 * 256)])
-            res[name] = [alloc(r, small, 1, 16, 20000 if name != "rp2040_mcp4725" else 7000),
-                         alloc(r, big, 2, 256, 20000 if name != "rp2040_mcp4725" else 7000)]
+            rate = board["max_rate"]  # the ticks_us loop's top rate on each board
+            res[name] = [alloc(r, small, 1, 16, rate), alloc(r, big, 2, 256, rate)]
         emit(res)
         """,
         fake_machine=True,
