@@ -43,7 +43,7 @@ def boot_id(counter_path=None) -> int:
     """A uint32 that differs at every boot (HELLO and PONG carry it, so the host notices a silent reboot).
 
     A boot counter kept in the file `counter_path` (read, incremented and written back once per boot) goes
-    through a bijective 32-bit mixer, offset by a hash of machine.unique_id(), os.urandom and ticks_us: two
+    through a bijective 32-bit mixer, offset by a hash of machine.unique_id() and os.urandom: two
     boots of one board never share an id, even on a chip with no randomness at all (the emulated RP2040's
     os.urandom and unique_id are constants), and boards with the same count still differ by their ids and
     randomness. Without a counter file (the unix port) the randomness alone makes it.
@@ -72,7 +72,7 @@ def _bump(path: str) -> int:
 
 
 def _entropy() -> bytes:
-    """os.urandom (hardware RNG on boards, /dev/urandom on the unix port), the chip's id, ticks_us."""
+    """os.urandom (hardware RNG on boards, /dev/urandom on the unix port) and the chip's id."""
     out = b""
     try:
         import os
@@ -86,10 +86,7 @@ def _entropy() -> bytes:
         out += machine.unique_id()
     except (ImportError, AttributeError):
         pass
-    from time import ticks_us
-
-    t = ticks_us()
-    return out + bytes((t & 0xFF, (t >> 8) & 0xFF, (t >> 16) & 0xFF, (t >> 24) & 0xFF))
+    return out
 
 
 def _mix32(h: int) -> int:

@@ -102,16 +102,12 @@ class LayerRunner:
         idle = self.idle
         pacer = getattr(hal, "pacer", None)
         if pacer is not None and pacer.accepts(rate, oversample, settle + n_drive + 1):
-            # hardware-paced (the RP2040's DMA): the clock is exact, so the period is the programmed one
-            overruns = pacer.play(drive, self._out, batch, n_drive, n_out, settle, width, hal.rest_code, idle)
+            # hardware-paced (the RP2040's DMA): the clock is exact, the period the programmed one
             self.max_late_us = 0
-            return self._out_mv[: 2 * batch * n_out], pacer.period_us, overruns
-        ticks_max = getattr(hal, "ticks_max_rate", hal.max_rate)
-        if rate > ticks_max:
-            raise ValueError(
-                "rate %d S/s needs DMA pacing (oversample 1, settle + n_drive <= %d); ticks_us paces up to %d S/s"
-                % (rate, pacer.capacity - 1 if pacer is not None else 0, ticks_max)
-            )
+            over = pacer.play(drive, self._out, batch, n_drive, n_out, settle, width, hal.rest_code, idle)
+            return self._out_mv[: 2 * batch * n_out], pacer.period_us, over
+        if rate > getattr(hal, "ticks_max_rate", rate):
+            raise ValueError("rate %d S/s needs DMA pacing: oversample 1 and a short enough example" % rate)
         stats = self._stats
         total = batch * (settle + n_drive)
         _play(
