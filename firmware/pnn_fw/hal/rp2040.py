@@ -55,7 +55,10 @@ class Rp2040HAL(HAL):
             raise ValueError("rp2040 board 'dac' is %r; expected 'pwm' or 'mcp4725'" % (self.dac_kind,))
         self.ticks_max_rate = self.max_rate  # what the ticks_us loop reaches (the board file's max_rate)
         self.pacer = None
-        if self.dac_kind == "pwm" and board.get("pacing", "dma") == "dma":
+        pacing = board.get("pacing", "dma")
+        if pacing not in ("dma", "ticks_us"):
+            raise ValueError("rp2040 board 'pacing' is %r; expected 'dma' or 'ticks_us'" % (pacing,))
+        if self.dac_kind == "pwm" and pacing == "dma":
             self._init_dma(board)
         self.dac_write(self.rest_code)
 
@@ -75,6 +78,8 @@ class Rp2040HAL(HAL):
             self.dac_write(code)
             table[code] = (mem32[cc_reg] >> shift) & 0xFFFF
         settle = board.get("dma_settle", DMA_SETTLE)
+        if not isinstance(settle, int) or isinstance(settle, bool) or not 0 <= settle <= 65535:
+            raise ValueError("rp2040 board 'dma_settle' is %r; expected an integer in 0..65535" % (settle,))
         self.pacer = DmaPacer(self.dac_pin, self.adc_pin - 26, table, board["max_drive"] + settle + 1)
         self.max_rate = _pace.ADC_CLOCK // _pace.ADC_MIN_CYCLES
 
