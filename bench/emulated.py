@@ -33,7 +33,7 @@ from pnn.cli import main as pnn_main  # noqa: E402
 from pnn.devices import connect  # noqa: E402
 from pnn_protocol import frame, messages, packb  # noqa: E402
 
-RATES = {"dma": (10_000, 100_000, 500_000), "ticks_us": (10_000, 19_000, 100_000, 500_000)}
+RATES = {"dma": (10_000, 100_000, 500_000), "ticks_us": (10_000, 18_000, 19_000, 100_000, 500_000)}
 
 
 def pacing(emu: _emu.Emu, since: int, rate: int) -> dict:
