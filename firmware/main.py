@@ -26,6 +26,8 @@ import sys
 
 from pnn_fw import config
 
+BOOT_COUNTER = "boot_count"  # in / next to board.json: one small write per boot
+
 
 def _boot_skip(board: dict) -> bool:
     """True when the board file names a boot_skip pin and it reads low (button to GND pressed)."""
@@ -43,7 +45,8 @@ def _make_loop(board: dict):
     from pnn_fw.loop import DeviceLoop
 
     gc.collect()
-    return DeviceLoop(board, make_hal(board), config.device_id(board))
+    # the boot counter makes every boot's id new, also on a chip without randomness (loop.boot_id)
+    return DeviceLoop(board, make_hal(board), config.device_id(board), boot_counter=BOOT_COUNTER)
 
 
 def main() -> None:

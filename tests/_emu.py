@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,22 @@ sys.path.insert(0, str(ROOT / "firmware" / "emu"))
 import circuit_table  # noqa: E402
 
 UNIT_SEED = 0
+
+
+def circuit_bins(table: dict, codes: np.ndarray, settle: int, rate: int, n_out: int) -> tuple[np.ndarray, float]:
+    """What the plugin's unit gives for 8-bit PWM codes [batch, n_drive] after `settle` rest ticks:
+    (ADC codes per bin from pnn.physics.Electronic without noise, the readout noise of one bin in codes).
+    The PWM level is the compare value duty_u16(code * 257) programs: round(code * 257 / 256) / 256."""
+    from pnn.physics import Electronic, Noise
+
+    quiet = Noise(additive=0.0, multiplicative=0.0, drift=0.0, dac_bits=None, adc_bits=None, variation=1.0)
+    batch, n_drive = codes.shape
+    model = Electronic(settle + n_drive, seed=UNIT_SEED, noise=quiet, sample_rate=rate)
+    full = np.concatenate([np.zeros((batch, settle)), np.floor(codes * 257 / 256 + 0.5)], axis=1)
+    vout = model.waveform(3.3 * full / 256)[:, settle:]
+    adc = table["adc"]
+    want = (vout * adc["gain"] / adc["vref"] * 4095).reshape(batch, n_out, -1).mean(-1)
+    return want, table["noise_v"] / adc["vref"] * 4095 / np.sqrt(n_drive // n_out)
 
 
 def require() -> None:

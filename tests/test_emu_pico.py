@@ -99,13 +99,7 @@ def test_a_run_answers_with_a_result_whose_bytes_follow_the_spec_and_the_circuit
     assert isinstance(msg["resp"], bytes) and len(msg["resp"]) == 2 * batch * n_out
     assert msg["period_us"] == pytest.approx(1e6 / rate, rel=0.02)
     got = np.frombuffer(msg["resp"], "<u2").reshape(batch, n_out).astype(float)
-    # the same unit's circuit on the host: PWM average 3.3 V * code/256 per tick, settle ticks at rest first
-    model = Electronic(settle + n_drive, seed=_emu.UNIT_SEED, noise=QUIET, sample_rate=rate)
-    full = np.concatenate([np.zeros((batch, settle)), codes], axis=1)
-    vout = model.waveform(3.3 * full / 256)[:, settle:]
-    adc = pico.table["adc"]
-    want = (vout * adc["gain"] / adc["vref"] * 4095).reshape(batch, n_out, -1).mean(-1)
-    noise_codes = pico.table["noise_v"] / adc["vref"] * 4095 / np.sqrt(n_drive // n_out)
+    want, noise_codes = _emu.circuit_bins(pico.table, codes, settle, rate, n_out)  # the same unit on the host
     assert np.sqrt(np.mean((got - want) ** 2)) < 3 * noise_codes + 20, (got, want)
     assert got[0, :4].mean() < got[0, 4:].mean() - 300  # high drive saturates the stage: OUT falls
 

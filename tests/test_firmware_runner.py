@@ -419,8 +419,8 @@ def test_loop_allocates_nothing_per_sample(tmp_path):
             hal = make_hal(board)
             r = runner_for(hal, board)
             small, big = pack([1] * 16), pack([(i * 7) % 200 for i in range(2 * 256)])
-            res[name] = [alloc(r, small, 1, 16, 20000 if name != "rp2040_mcp4725" else 7000),
-                         alloc(r, big, 2, 256, 20000 if name != "rp2040_mcp4725" else 7000)]
+            rate = board["max_rate"]  # the ticks_us loop's top rate on each board
+            res[name] = [alloc(r, small, 1, 16, rate), alloc(r, big, 2, 256, rate)]
         emit(res)
         """,
         fake_machine=True,
@@ -433,6 +433,24 @@ def test_loop_allocates_nothing_per_sample(tmp_path):
     assert out["sim"][1] > out["sim"][0]
 
 
+def test_dma_clock_plan_hits_the_rate_or_says_it_cannot(tmp_path):
+    """pnn_fw.hal._pace under MicroPython: DMA TIMER0's X/Y and the ADC divider for the rp2040 DMA path."""
+    out = mp(
+        tmp_path,
+        """
+        from pnn_fw.hal._pace import plan
+        emit({str(r): plan(r, 125000000, 600) for r in (100, 1907, 7000, 10000, 100000, 500000, 600000)})
+        """,
+    )
+    assert out["10000"] == [(1 << 16) | 12500, (4800 - 1) << 8, 100]  # 125 MHz * 1/12500, 48 MHz / 4800
+    assert out["100000"] == [(1 << 16) | 1250, (480 - 1) << 8, 10]
+    assert out["500000"] == [(1 << 16) | 250, (96 - 1) << 8, 2]  # the ADC's 96-cycle floor
+    x, y = out["7000"][0] >> 16, out["7000"][0] & 0xFFFF  # no exact ratio: the closest within 16 bits
+    assert abs(125e6 * x / y - 7000) < 7000 * 1e-4
+    # below ~1.9 kS/s Y would pass 16 bits; above 500 kS/s the ADC cannot convert: the ticks_us path's
+    assert out["100"] is None and out["1907"] is None and out["600000"] is None
+
+
 def test_board_maxima_fit_a_256k_heap(tmp_path):
     out = mp(
         tmp_path,
@@ -440,7 +458,9 @@ def test_board_maxima_fit_a_256k_heap(tmp_path):
         h = sim(seed=9)
         r = runner_for(h)
         n, batch = SIM["max_drive"], SIM["max_batch"]
-        drive = pack([(i * 13) % 256 for i in range(n * batch)])
+        drive = bytearray(2 * n * batch)  # filled in place: pack()'s list and *args would take 96 KB of the 256
+        for i in range(n * batch):
+            drive[2 * i] = (i * 13) % 256
         res = []
         for rate in (SIM["min_rate"], SIM["max_rate"]):
             resp, period, overruns = r.run(drive, batch, n, rate, 4, 16, SIM["max_out"])

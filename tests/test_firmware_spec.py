@@ -88,6 +88,26 @@ def test_boot_id_in_hello_and_pong_and_fresh_per_boot():
     assert len({b[0] for b in boots}) == 3, boots
 
 
+def test_boot_counter_gives_every_boot_a_new_id_without_any_randomness(tmp_path):
+    """The emulated RP2040 has constant os.urandom and unique_id: the boot counter file alone must make
+    each boot's id new (with the entropy pinned to a constant here, as there)."""
+    counter = tmp_path / "boot_count"
+    body = f"""
+        from pnn_fw import loop as L
+        L._entropy = lambda: b"****" + bytes(8)
+        ids = [L.boot_id({str(counter)!r}) for _ in range(4)]
+        with open({str(counter)!r}) as f:
+            count = f.read()
+        emit({{"ids": ids, "count": count, "none": [L.boot_id(), L.boot_id()]}})
+        """
+    out = mp(body)
+    assert len(set(out["ids"])) == 4 and all(0 <= i < 2**32 for i in out["ids"]), out
+    assert out["count"] == "4"
+    assert out["none"][0] == out["none"][1]  # no counter, no randomness: the same id (what the counter fixes)
+    counter.write_text("not a number")  # a damaged counter file counts from 0 again, never stops the boot
+    assert isinstance(mp(body)["ids"][0], int)
+
+
 def test_uint8_drive_plays_the_same_codes():
     """The same codes as uint8 and uint16 give the same RESULT from boards with the same seed."""
     got = mp(

@@ -6,7 +6,7 @@ from toy_systems import Exact, LeakyTanh
 
 from pnn.data import Task, load_task
 from pnn.nets import TrainConfig, build
-from pnn.train import train
+from pnn.train import accuracy, train
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,9 @@ def _shapes(net):
         (96, 32, TrainConfig(depth=1, encoder="concat")),
         (48, 24, TrainConfig(depth=3, encoder="concat", mix=True, data_width=32)),
         (64, 16, TrainConfig(depth=2, mix=True)),
+        (32, 16, TrainConfig(depth=2, mix=True, passes=3, repeats=2)),
+        (96, 32, TrainConfig(depth=2, encoder="concat", passes=2)),
+        (64, 64, TrainConfig(depth=2, passes=2)),
     ],
 )
 def test_linear_baseline_is_the_physical_net_without_physics(task, n_in, n_out, cfg):
@@ -81,3 +84,49 @@ def test_drives_are_what_each_layer_slot_sees(task):
     assert [d.shape for d, _ in pairs] == [(6, 64), (6, 64)]
     assert torch.allclose(pairs[1][1], system(pairs[1][0]))
     assert all(float(d.min()) >= 0 and float(d.max()) <= 1 for d, _ in pairs)
+
+
+class _Noisy(LeakyTanh):
+    """LeakyTanh plus readout noise, recording the rows of every call."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.rows: list[int] = []
+        self.gen = torch.Generator().manual_seed(5)
+
+    def __call__(self, drive):
+        self.rows.append(len(drive))
+        return super().__call__(drive) + 0.1 * torch.randn(len(drive), self.n_out, generator=self.gen)
+
+
+def test_passes_and_repeats_are_one_call_of_the_system_per_layer(task):
+    system = _Noisy(16, n_out=8)
+    cfg = TrainConfig(depth=2, mix=True, passes=3, repeats=4)
+    net, _, bodies = build("pat", task, system, _exact(system), cfg)
+    system.rows.clear()  # _exact measured its statistics
+    assert net.readout.in_features == 3 * 8 and net.mixes[1].weight.shape == (3 * 16, 3 * 8)
+    out = net.use(bodies)(task.x_test[:5])
+    assert out.shape == (5, task.n_classes) and system.rows == [5 * 3 * 4] * 2
+    pairs = net.drives(task.x_test[:5])
+    assert [tuple(d.shape) for d, _ in pairs] == [(15, 16)] * 2 and [tuple(r.shape) for _, r in pairs] == [(15, 8)] * 2
+    # four measurements averaged: the residual noise is half of one measurement's
+    residual = pairs[0][1] - system.exact(pairs[0][0])
+    assert 0.02 < float(residual.std()) < 0.08
+
+
+@pytest.mark.parametrize("cfg", [TrainConfig(depth=1, mix=True, passes=4, repeats=2, norm="batch", epochs=2),
+                                 TrainConfig(depth=1, encoder="concat", passes=2, epochs=2)])
+def test_passes_and_repeats_train(task, cfg):
+    system = LeakyTanh(96, gain=3.0, n_out=32)
+    twin = _exact(system)
+    start, _, bodies = build("pat", task, system, twin, cfg)
+    before, _ = accuracy(start.use(bodies).eval(), task.x_test, task.y_test)
+    after = train("pat", task, system, twin, cfg, show_progress=False).test_accuracy
+    assert after > max(0.5, before + 0.2), (before, after)  # chance is 0.1
+
+
+def test_passes_and_repeats_must_be_positive_ints():
+    with pytest.raises(ValueError, match="passes must be an int >= 1, got 0"):
+        TrainConfig(passes=0)
+    with pytest.raises(ValueError, match="repeats must be an int >= 1"):
+        TrainConfig(repeats=1.5)

@@ -32,6 +32,7 @@ export default function ({ mcu, clock, log, args }) {
   const flush = () => { if (logFile && stamps.length) { fs.appendFileSync(logFile, stamps.join('\n') + '\n'); stamps = []; } };
   if (logFile) { setInterval(flush, 100).unref(); process.on('exit', flush); }
 
+  fixDmaTimers(mcu);
   const adc = mcu.adc;
   let value = 0;
   const done = clock.createAlarm(() => adc.completeADCRead(value, false));
@@ -43,6 +44,22 @@ export default function ({ mcu, clock, log, args }) {
     done.schedule(adc.sampleTime * 1000);
   };
   log(`electronic layer on ADC0, drive ${drive}, unit seed ${circuit.t.seed}, noise ${circuit.noiseV} V`);
+}
+
+// rp2040js 1.4.1 inverts the DMA pacing timers: it waits (X/Y) / clk_sys between transfers, where the
+// RP2040 datasheet (2.5.7, TIMER0..3) makes a TREQ at (X/Y) * clk_sys, i.e. every (Y/X) / clk_sys; and it
+// reads TIMER3's X with `>>> 36`. The firmware programs the silicon's formula; this puts it right here.
+const TREQ_TIMER0 = 0x3b, TREQ_PERMANENT = 0x3f;
+function fixDmaTimers(mcu) {
+  const dma = mcu.dma;
+  dma.getTimer = function (treq) {
+    if (treq === TREQ_PERMANENT) return 1e6 / mcu.clkSys;
+    const k = treq - TREQ_TIMER0;
+    if (k < 0 || k > 3) return 0;
+    const reg = [this.timer0, this.timer1, this.timer2, this.timer3][k] >>> 0;
+    const x = reg >>> 16, y = reg & 0xffff;
+    return x && y ? ((y / x) * 1e6) / mcu.clkSys : 0; // us between transfers
+  };
 }
 
 // An MCP4725 on I2C0: acks its address, takes 2-byte fast-write commands (C2 C1 = 00: 0 0 PD1 PD0 D11..D8,

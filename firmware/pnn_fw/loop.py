@@ -39,21 +39,63 @@ def decode_request(payload):
     return Reader(payload, MAX_ITEMS, MAX_STR).read()
 
 
-def boot_id() -> int:
-    """A uint32 drawn afresh at each boot (HELLO and PONG carry it, so the host notices a silent reboot).
+def boot_id(counter_path=None) -> int:
+    """A uint32 that differs at every boot (HELLO and PONG carry it, so the host notices a silent reboot).
 
-    os.urandom is the hardware RNG on ESP32 and RP2040 and /dev/urandom on the unix port; MicroPython's
-    own generator (seeded from hardware at boot where the port can) is the fallback.
+    A boot counter kept in the file `counter_path` (read, incremented and written back once per boot) goes
+    through a bijective 32-bit mixer, offset by a hash of machine.unique_id() and os.urandom: two
+    boots of one board never share an id, even on a chip with no randomness at all (the emulated RP2040's
+    os.urandom and unique_id are constants), and boards with the same count still differ by their ids and
+    randomness. Without a counter file (the unix port) the randomness alone makes it.
     """
+    count = _bump(counter_path) if counter_path else 0
+    salt = 0x811C9DC5  # FNV-1a over every byte of entropy there is
+    for b in _entropy():
+        salt = ((salt ^ b) * 16777619) & 0xFFFFFFFF
+    return _mix32((count + salt) & 0xFFFFFFFF)
+
+
+def _bump(path: str) -> int:
+    """The boot counter in `path` plus one, written back (a missing or unreadable file counts from 0)."""
+    try:
+        with open(path) as f:
+            count = int(f.read().strip() or "0")
+    except (OSError, ValueError):
+        count = 0
+    count = (count + 1) & 0xFFFFFFFF
+    try:
+        with open(path, "w") as f:
+            f.write(str(count))
+    except OSError:  # a read-only filesystem: the randomness below still varies where the chip has any
+        pass
+    return count
+
+
+def _entropy() -> bytes:
+    """os.urandom (hardware RNG on boards, /dev/urandom on the unix port) and the chip's id."""
+    out = b""
     try:
         import os
 
-        b = os.urandom(4)
-        return b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
+        out += os.urandom(8)
     except (ImportError, AttributeError, OSError):
-        import random
+        pass
+    try:
+        import machine
 
-        return random.getrandbits(32)
+        out += machine.unique_id()
+    except (ImportError, AttributeError):
+        pass
+    return out
+
+
+def _mix32(h: int) -> int:
+    """MurmurHash3's finaliser: a bijection on uint32 (xor-shifts and odd multipliers)."""
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
 
 
 def _board_int(board: dict, key: str, default=None) -> int:
@@ -72,9 +114,10 @@ class DeviceLoop:
         hal: the board's HAL (pnn_fw.hal.make_hal).
         device_id: the id HELLO reports (and the MQTT topic uses).
         runner: a LayerRunner; built from the board limits when None.
+        boot_counter: the file boot_id keeps its boot counter in (main.py: "boot_count" in /); None: none.
     """
 
-    def __init__(self, board: dict, hal, device_id: str, runner=None) -> None:
+    def __init__(self, board: dict, hal, device_id: str, runner=None, boot_counter=None) -> None:
         max_drive = _board_int(board, "max_drive")
         max_batch = _board_int(board, "max_batch")
         max_out = _board_int(board, "max_out")
@@ -84,7 +127,7 @@ class DeviceLoop:
             raise ValueError("board max_frame %d is too small for protocol v1" % self.max_frame)
         self.hal = hal
         self.device_id = device_id
-        self.boot = boot_id()
+        self.boot = boot_id(boot_counter)
         # Largest RESULT this board can produce, + CRC room: byte-stream framing appends the CRC in place.
         self._result_max = min(self.payload_max, 2 * max_batch * max_out + messages.RUN_OVERHEAD) + CRC_LEN
         pool = _board_int(board, "cache_bytes", 2 * self._result_max)

@@ -8,6 +8,9 @@ example is preceded by `settle` ticks at rest_code that are not sampled. Samples
 n_out contiguous bins (bin i covers [i*n_drive//n_out, (i+1)*n_drive//n_out)) and each bin is
 written as its rounded mean. After the batch the DAC is left at rest_code.
 
+A HAL with a `pacer` (the RP2040's DMA, pnn_fw.hal.rp2040_dma) runs the examples it accepts in hardware,
+with the same binning; the rest, and every other board, go through the tick loop below.
+
 The per-sample loop is a viper function over preallocated buffers: it allocates nothing (the tests
 measure this under MicroPython), so the garbage collector can never pause it mid-example.
 
@@ -96,9 +99,17 @@ class LayerRunner:
             raise ValueError("drive code %d exceeds the %d-bit DAC's %d" % (top, hal.dac_bits, dac_max))
         if getattr(hal, "rate", 0) != rate:
             hal.set_rate(rate)
+        idle = self.idle
+        pacer = getattr(hal, "pacer", None)
+        if pacer is not None and pacer.accepts(rate, oversample, settle + n_drive + 1):
+            # hardware-paced (the RP2040's DMA): the clock is exact, the period the programmed one
+            self.max_late_us = 0
+            over = pacer.play(drive, self._out, batch, n_drive, n_out, settle, width, hal.rest_code, idle)
+            return self._out_mv[: 2 * batch * n_out], pacer.period_us, over
+        if rate > getattr(hal, "ticks_max_rate", rate):
+            raise ValueError("rate %d S/s needs DMA pacing: oversample 1 and a short enough example" % rate)
         stats = self._stats
         total = batch * (settle + n_drive)
-        idle = self.idle
         _play(
             drive, self._out, stats, hal.dac_write, hal.adc_read,
             batch, n_drive, n_out, settle, oversample, hal.rest_code,

@@ -6,8 +6,11 @@ layer's drive: `affine` is the element-wise `clip(a*h + b, 0, 1)` of the electro
 nets (between physical layers it is the trainable digital rescaling), `concat` is the SHG net's
 `[h, theta]` with trainable theta. `mix = true` puts a trainable digital Linear before each encoder:
 the paper's hybrid physical-digital network (its SHG MNIST net is `depth = 1, mix = true`). Depth
-> 1 runs several passes of the one system. `build` says what fills the layer slots while training
-and while testing, for each trainer:
+> 1 runs several passes of the one system. `passes = P` runs P passes of the system side by side in
+each layer (P drives of n_in, one system call of P rows per sample): the physics as a nonlinear
+feature expansion, P * n_out features into the next layer; `repeats = R` measures each drive R
+times and averages (readout noise / sqrt(R), R times the queries). `build` says what fills the
+layer slots while training and while testing, for each trainer (passes and repeats apply to all):
 
     digital    a trainable Linear + tanh of the layer's shape (a digital net of this size)
     linear     the physics removed: the drive itself (bin-averaged to n_out values when n_out < n_in),
@@ -57,6 +60,14 @@ class TrainConfig:
     mix: bool = False  # a trainable digital Linear before each encoder (hybrid physical-digital net)
     data_width: int = 0  # concat: drive bins for the data (0: the input's width, or half the drive with mix)
     norm: Literal["twin", "batch"] = "twin"  # standardise responses by the twin's statistics, or by the batch's
+    passes: int = 1  # physical passes of the one system per layer, side by side: passes * n_out features
+    repeats: int = 1  # measurements of each drive, averaged: readout noise down by sqrt(repeats)
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "passes", "repeats"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be an int >= 1, got {value!r}")
 
 
 class Standardise(nn.Module):
@@ -80,15 +91,22 @@ def _fit_width(h: torch.Tensor, width: int) -> torch.Tensor:
 
 
 class AffineEncoder(nn.Module):
-    """drive = clip(a * h + b, 0, 1), element-wise with trainable a, b."""
+    """drive = clip(a * h + b, 0, 1), element-wise with trainable a, b, for each of `passes` drives side by side.
 
-    def __init__(self, n_in: int, gen: torch.Generator) -> None:
+    An input as wide as all passes' drives (a mix's output) is split among them; a narrower one is
+    held to fill one drive and given to every pass (each with its own a, b: its own working point).
+    """
+
+    def __init__(self, n_in: int, gen: torch.Generator, passes: int = 1) -> None:
         super().__init__()
-        self.a = nn.Parameter(0.25 + 0.05 * torch.randn(n_in, generator=gen))
-        self.b = nn.Parameter(0.5 + 0.05 * torch.randn(n_in, generator=gen))
+        self.a = nn.Parameter(0.25 + 0.05 * torch.randn(passes * n_in, generator=gen))
+        self.b = nn.Parameter(0.5 + 0.05 * torch.randn(passes * n_in, generator=gen))
+        self.n_in, self.passes = n_in, passes
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(self.a * _fit_width(h, len(self.a)) + self.b, 0, 1)
+        if h.shape[1] != len(self.a):
+            h = _fit_width(h, self.n_in).repeat(1, self.passes)
+        return torch.clamp(self.a * h + self.b, 0, 1)
 
 
 class ConcatEncoder(nn.Module):
@@ -98,17 +116,21 @@ class ConcatEncoder(nn.Module):
     power of the drive (SHG: the fourth), weak inputs drown in the readout noise.
     """
 
-    def __init__(self, n_data: int, n_in: int, gen: torch.Generator) -> None:
+    def __init__(self, n_data: int, n_in: int, gen: torch.Generator, passes: int = 1) -> None:
         super().__init__()
         if n_in <= n_data:
             raise WidthError(f"concat needs a drive wider than the data ({n_data}); the system takes {n_in}")
-        self.a = nn.Parameter(0.2 + 0.02 * torch.randn(n_data, generator=gen))
-        self.b = nn.Parameter(0.7 + 0.02 * torch.randn(n_data, generator=gen))
-        self.theta = nn.Parameter(0.5 + 0.2 * torch.rand(n_in - n_data, generator=gen))
+        self.a = nn.Parameter(0.2 + 0.02 * torch.randn(passes * n_data, generator=gen))
+        self.b = nn.Parameter(0.7 + 0.02 * torch.randn(passes * n_data, generator=gen))
+        self.theta = nn.Parameter(0.5 + 0.2 * torch.rand(passes * (n_in - n_data), generator=gen))
+        self.n_data, self.passes = n_data, passes
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        data = torch.clamp(self.a * h + self.b, 0, 1)
-        return torch.cat([data, torch.clamp(self.theta, 0, 1).expand(len(h), -1)], dim=1)
+        if h.shape[1] != len(self.a):  # the same data in every pass, each with its own parameters
+            h = h.repeat(1, self.passes)
+        data = torch.clamp(self.a * h + self.b, 0, 1).view(len(h), self.passes, self.n_data)
+        theta = torch.clamp(self.theta, 0, 1).view(self.passes, -1).expand(len(h), -1, -1)
+        return torch.cat([data, theta], dim=2).flatten(1)
 
 
 def _mix(n_from: int, n_to: int, gen: torch.Generator) -> nn.Linear:
@@ -141,22 +163,27 @@ class PhysicalNet(nn.Module):
         gen = torch.Generator().manual_seed(cfg.seed)
         x = task.x_train
         self.input_norm = Standardise(x.mean(0), x.std(0))
-        widths = [task.n_features] + [n_out] * (cfg.depth - 1)
-        data = [_data_width(cfg, w, n_in) for w in widths]
-        self.mixes = nn.ModuleList(_mix(w, d, gen) if cfg.mix else nn.Identity() for w, d in zip(widths, data, strict=True))
+        k = self.passes = cfg.passes
+        self.n_in, self.repeats = n_in, cfg.repeats
+        widths = [task.n_features] + [k * n_out] * (cfg.depth - 1)
+        # each pass's data: a previous layer's passes feed one each (concat without mix); the input feeds all
+        data = [_data_width(cfg, w if i == 0 else n_out, n_in) for i, w in enumerate(widths)]
+        self.mixes = nn.ModuleList(_mix(w, k * d, gen) if cfg.mix else nn.Identity()
+                                   for w, d in zip(widths, data, strict=True))
         if cfg.encoder == "affine":
-            self.encoders = nn.ModuleList(AffineEncoder(n_in, gen) for _ in widths)
+            self.encoders = nn.ModuleList(AffineEncoder(n_in, gen, k) for _ in widths)
         else:
-            self.encoders = nn.ModuleList(ConcatEncoder(d, n_in, gen) for d in data)
-        self.norms = nn.ModuleList(Standardise(*response_stats) for _ in range(cfg.depth))
-        self.readout = nn.Linear(n_out, task.n_classes)
+            self.encoders = nn.ModuleList(ConcatEncoder(d, n_in, gen, k) for d in data)
+        mean, std = response_stats
+        self.norms = nn.ModuleList(Standardise(mean.repeat(k), std.repeat(k)) for _ in range(cfg.depth))
+        self.readout = nn.Linear(k * n_out, task.n_classes)
         with torch.no_grad():  # from the net's own generator: every trainer starts from the same readout
-            bound = 1 / n_out**0.5
-            self.readout.weight.copy_((torch.rand(task.n_classes, n_out, generator=gen) * 2 - 1) * bound)
+            bound = 1 / (k * n_out) ** 0.5
+            self.readout.weight.copy_((torch.rand(task.n_classes, k * n_out, generator=gen) * 2 - 1) * bound)
             self.readout.bias.copy_((torch.rand(task.n_classes, generator=gen) * 2 - 1) * bound)
         if digital:
             self.digital = nn.ModuleList(nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh()) for _ in range(cfg.depth))
-            _on_the_fly_norms(self, n_out, cfg.depth)
+            _on_the_fly_norms(self, k * n_out, cfg.depth)
         self.bodies: list[Callable[[torch.Tensor], torch.Tensor]] = []
 
     def use(self, bodies: list[Callable[[torch.Tensor], torch.Tensor]]) -> PhysicalNet:
@@ -168,18 +195,30 @@ class PhysicalNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.input_norm(x)
         for mix, encoder, body, norm in zip(self.mixes, self.encoders, self.bodies, self.norms, strict=True):
-            h = norm(body(encoder(mix(h))))
+            h = norm(self._run(body, encoder(mix(h)))[1])
         return self.readout(h)
 
+    def _run(self, body: Callable[[torch.Tensor], torch.Tensor], drive: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One layer slot: the drive [B, passes * n_in] as passes * repeats rows of the system (one call,
+        each sample's rows contiguous), the repeats averaged; returns (drives [B * passes, n_in], [B, passes * n_out])."""
+        drives = drive.reshape(-1, self.n_in)
+        rows = drives.repeat_interleave(self.repeats, dim=0) if self.repeats > 1 else drives
+        response = body(rows)
+        if self.repeats > 1:
+            response = response.view(len(drives), self.repeats, -1).mean(1)
+        return drives, response.reshape(len(drive), -1)
+
     def drives(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(drive, response) of each layer slot for inputs x, without gradients: where training drives the system."""
+        """(drive, response) of each layer slot for inputs x, without gradients: where training drives the system.
+
+        Drives are the system's rows [B * passes, n_in]; responses their (repeat-averaged) measurements."""
         pairs = []
         with torch.no_grad():
             h = self.input_norm(x)
             for mix, encoder, body, norm in zip(self.mixes, self.encoders, self.bodies, self.norms, strict=True):
-                drive = encoder(mix(h))
-                response = body(drive)
-                pairs.append((drive, response))
+                drives, response = self._run(body, encoder(mix(h)))
+                pairs.append((drives, response.reshape(len(drives), -1)))
                 h = norm(response)
         return pairs
 
@@ -224,11 +263,11 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     if trainer == "digital":
         return net, list(net.digital), list(net.digital)
     if trainer == "linear":
-        _on_the_fly_norms(net, n_out, cfg.depth)
+        _on_the_fly_norms(net, cfg.passes * n_out, cfg.depth)
         bodies = [Unphysical(n_in, n_out)] * cfg.depth
         return net, bodies, bodies
     if cfg.norm == "batch":  # running statistics of what the layer really returns (PAT: the system's)
-        _on_the_fly_norms(net, n_out, cfg.depth)
+        _on_the_fly_norms(net, cfg.passes * n_out, cfg.depth)
     physical = PhysicalLayer(system, twin)  # type: ignore[arg-type]
     test_bodies = [physical] * cfg.depth
     if trainer == "in-silico":
@@ -239,30 +278,36 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
 
 
 def training_pairs(task: Task, system: PhysicalSystem, cfg: TrainConfig, n_samples: int, *, seed: int = 0,
-                   chunk: int = 256, spread: float = 0.5,
+                   chunk: int = 256, spread: float = 0.5, gain: tuple[float, float] = (1.0, 1.0),
                    stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`n_samples` (drive, response) pairs measured where training will drive the system.
 
     Each chunk runs training images through a freshly initialised network of `cfg`'s shape (every
     layer slot on the system: each measurement is a pair, none is thrown away), with its encoder
     gains scaled by exp(spread * N(0, 1)), offsets moved by spread / 4 * N(0, 1) and concat
-    parameters drawn uniformly, so the pairs cover where training may move them. `stats` standardise
+    parameters drawn uniformly, so the pairs cover where training may move them. With `gain` = (lo,
+    hi), each chunk's gains are also scaled by one factor drawn log-uniformly from lo..hi: training
+    raises the gains until much of the drive clips (trained nets hold a quarter to a third of their
+    drive entries at 0 and as many at 1), which the initial network never does. `stats` standardise
     the responses between layers (default: each chunk's own).
     """
-    drives, responses, per_image = [], [], cfg.depth
+    drives, responses, per_image = [], [], cfg.depth * cfg.passes
     for index in range(math.ceil(n_samples / chunk)):
         gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
         size = min(chunk, n_samples - index * chunk)
         net = PhysicalNet(task, system.n_in, system.n_out, stats or (torch.zeros(system.n_out), torch.ones(system.n_out)),
                           replace(cfg, seed=int(torch.randint(2**31, (1,), generator=gen))))
         with torch.no_grad():
+            lo, hi = math.log(gain[0]), math.log(gain[1])
+            scale = math.exp(lo + (hi - lo) * float(torch.rand(1, generator=gen))) if hi > lo else gain[0]
             for encoder in net.encoders:
-                encoder.a.mul_(torch.exp(spread * torch.randn(encoder.a.shape, generator=gen)))
+                encoder.a.mul_(scale * torch.exp(spread * torch.randn(encoder.a.shape, generator=gen)))
                 encoder.b.add_(spread / 4 * torch.randn(encoder.b.shape, generator=gen))
                 if isinstance(encoder, ConcatEncoder):
                     encoder.theta.copy_(torch.rand(encoder.theta.shape, generator=gen))
         if stats is None:
-            net.norms = nn.ModuleList(nn.BatchNorm1d(system.n_out, affine=False).train() for _ in range(cfg.depth))
+            net.norms = nn.ModuleList(nn.BatchNorm1d(cfg.passes * system.n_out, affine=False).train()
+                                      for _ in range(cfg.depth))
         images = task.x_train[torch.randint(len(task.x_train), (math.ceil(size / per_image),), generator=gen)]
         pairs = net.use([lambda d: measure(system, d)[0]] * cfg.depth).drives(images)
         drives.append(torch.cat([d for d, _ in pairs])[:size])

@@ -9,17 +9,22 @@ The collector reaches GP26 (ADC0) through 1 kOhm; read_u16() >> 4 gives the conv
 On a plain Pico, GP23 high puts the SMPS in PWM mode, which lowers ADC noise; on a Pico W GP23 is the
 radio's power line, so its board file must set pins.smps to null.
 
-Pacing: this HAL is paced by the runner with ticks_us like every board. The RP2040 could pace the ADC
-in hardware instead (ADC FIFO with its clock divider, drained by an rp2.DMA channel on DREQ_ADC, and
-the drive fed to the PWM compare register by a second channel on an rp2.DMATimer), which would give a
-jitter-free clock up to 500 kS/s. That needs direct ADC register set-up (machine.mem32) that can only
-be made correct against a real board, so it is not implemented here.
+Pacing: with the PWM DAC (board "pacing": "dma", the default) examples run on the DMA (rp2040_dma.py:
+ADC free-running from its divider into its FIFO, drained by one channel, the PWM compare fed by another
+on the DMA pacing timer): a jitter-free sample clock up to 500 kS/s, so HELLO says max_rate 500000. A run
+the DMA cannot take (oversample > 1, an example longer than its buffers, a rate its clocks cannot both
+hit: below ~1.9 kS/s) is paced by the runner with ticks_us, up to the board file's max_rate (what that
+loop reaches). "pacing": "ticks_us", the MCP4725 (an I2C write per code) and a port without rp2.DMA use
+ticks_us only.
 """
+
+from array import array
 
 from machine import ADC, I2C, PWM, Pin
 
 from pnn_fw.hal import HAL, pin_field
 
+DMA_SETTLE = 512  # settle ticks an example may have and still run on the DMA (board "dma_settle")
 PWM_FREQ = 488_000  # 125 MHz / 256: the fastest PWM that still has 8 bits of duty resolution
 MCP4725_ADDRS = (0x60, 0x61, 0x62, 0x63)
 
@@ -48,7 +53,35 @@ class Rp2040HAL(HAL):
             self._init_mcp4725(board)
         else:
             raise ValueError("rp2040 board 'dac' is %r; expected 'pwm' or 'mcp4725'" % (self.dac_kind,))
+        self.ticks_max_rate = self.max_rate  # what the ticks_us loop reaches (the board file's max_rate)
+        self.pacer = None
+        pacing = board.get("pacing", "dma")
+        if pacing not in ("dma", "ticks_us"):
+            raise ValueError("rp2040 board 'pacing' is %r; expected 'dma' or 'ticks_us'" % (pacing,))
+        if self.dac_kind == "pwm" and pacing == "dma":
+            self._init_dma(board)
         self.dac_write(self.rest_code)
+
+    def _init_dma(self, board: dict) -> None:
+        """The DMA pacer, with the PWM compare value duty_u16 programs for each code; absent without rp2."""
+        try:
+            from machine import mem32
+
+            from pnn_fw.hal import _pace
+            from pnn_fw.hal.rp2040_dma import DmaPacer
+        except ImportError:  # not an rp2 port (the unix-port tests' stand-in machine): ticks_us only
+            return
+        cc_reg = 0x40050000 + ((self.dac_pin >> 1) & 7) * 0x14 + 0x0C
+        shift = 16 if self.dac_pin & 1 else 0  # channel B is the upper half
+        table = array("H", bytes(2 << self.dac_bits))
+        for code in range(1 << self.dac_bits):
+            self.dac_write(code)
+            table[code] = (mem32[cc_reg] >> shift) & 0xFFFF
+        settle = board.get("dma_settle", DMA_SETTLE)
+        if not isinstance(settle, int) or isinstance(settle, bool) or not 0 <= settle <= 65535:
+            raise ValueError("rp2040 board 'dma_settle' is %r; expected an integer in 0..65535" % (settle,))
+        self.pacer = DmaPacer(self.dac_pin, self.adc_pin - 26, table, board["max_drive"] + settle + 1)
+        self.max_rate = _pace.ADC_CLOCK // _pace.ADC_MIN_CYCLES
 
     def _init_pwm(self, board: dict) -> None:
         """GP15 (by default) PWM at 488 kHz; codes are spread over the 16-bit duty by bit replication."""
@@ -92,4 +125,9 @@ class Rp2040HAL(HAL):
             dac = "rp2040 PWM 8-bit GP%d %d Hz" % (self.dac_pin, PWM_FREQ)
         else:
             dac = "MCP4725 12-bit I2C0 0x%02x" % self._addr
-        return {"dac": dac, "adc": "rp2040 ADC 12-bit GP%d" % self.adc_pin}
+        pacing = (
+            "dma <= %d S/s, ticks_us <= %d S/s" % (self.max_rate, self.ticks_max_rate)
+            if self.pacer
+            else "ticks_us"
+        )
+        return {"dac": dac, "adc": "rp2040 ADC 12-bit GP%d" % self.adc_pin, "pacing": pacing}
