@@ -37,7 +37,7 @@ from pnn_protocol import errors, messages
 
 from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
-from .timing import BoardPace, InFlight, RetransmitTimer
+from .timing import BoardPace, InFlight, LossMeter, RetransmitTimer
 from .transport import Transport
 from .url import DeviceURL
 
@@ -90,8 +90,9 @@ class AsyncDevice:
         self._ticks_in_flight = 0
         self._rto = RetransmitTimer(url["timeout"], url["min_rto"], url["max_rto"])
         self._pace = BoardPace(1.0 / url["rate"])
+        self._loss = LossMeter()
         self._stats = dict(samples=0, requests=0, retries=0, fast_resends=0, duplicates=0, stale=0, errors=0,
-                           reconnects=0, reboots=0, busy_s=0.0, overruns=0)  # fmt: skip
+                           reconnects=0, reboots=0, busy_s=0.0, overruns=0, probes=0)  # fmt: skip
         self._first_send = self._last_reply = 0.0
 
     def _next_id(self) -> int:
@@ -291,13 +292,30 @@ class AsyncDevice:
         if req.retransmit:
             if req.timer is not None:
                 req.timer.cancel()
-            link = min(self.url["max_rto"], self._rto.rto * 2 ** min(req.expiries, 16))  # this request's backoff
+            backoff = max(0, req.expiries - self._loss.free_expiries())  # this request's, past what losses explain
+            link = min(self.url["max_rto"], self._rto.rto * 2 ** backoff)
             deadline = req.sent + link + self._pace.seconds(req.ahead)
             req.timer = loop.call_at(deadline, self._expire, req)
         try:
             await self.transport.send(req.msg)
+            if req.retransmit and not req.control and self._loss.silent * (deadline - req.sent) > (self._rto.srtt or deadline):
+                await self._tail_probe(deadline)
         except LinkDown as e:
             self._drop_link(e)
+
+    async def _tail_probe(self, until: float) -> None:
+        """A PING right behind a RUN, on a link that loses requests or replies with no sign: the board
+        answers in order, so a PONG that overtakes the RESULT says the RUN or its RESULT was lost, one
+        round trip after the send instead of a whole timeout (see _overtaken). Sent only while the
+        silent losses cost more waiting than the probes cost the link: loss rate x timeout > round trip."""
+        loop = asyncio.get_running_loop()
+        probe = InFlight(messages.ping(self._next_id()), loop.create_future(), control=True, retransmit=False)
+        probe.ahead, probe.sent, probe.tries = self._ticks_in_flight, loop.time(), 1
+        self._pending[probe.msg["id"]] = probe
+        probe.fut.add_done_callback(lambda _f: self._forget(probe))
+        probe.timer = loop.call_at(until, self._forget, probe)  # unanswered by the RUN's deadline: the timer's turn
+        self._stats["probes"] += 1
+        await self.transport.send(probe.msg)
 
     def _expire(self, req: InFlight) -> None:
         """A request's timer ran out: re-send it (backing off), or after `give_up` declare the link down."""
@@ -309,6 +327,8 @@ class AsyncDevice:
             self._drop_link(LinkDown(f"{self.id}: no reply to request {req.msg['id']} for {waited:.1f} s"))
             return
         req.expiries += 1
+        req.settled += 1  # deemed lost
+        self._loss.observe("silent")
         self._stats["retries"] += 1
         log.info("%s: no reply to request %d yet; re-sending (re-send %d)", self.id, req.msg["id"], req.expiries)
         self._spawn(self._send(req))
@@ -317,18 +337,34 @@ class AsyncDevice:
         """A damaged frame reached this host: it was some request's reply, so re-send what is in flight."""
         self._resend_in_flight()
 
-    def _resend_in_flight(self) -> None:
+    def _drew(self, req: InFlight, now: float, timed: bool) -> None:
+        """A frame (its damaged reply; `timed` False: the board's quick BAD_CRC, which says nothing of
+        how long its reply takes) answered `req`. A control request (the HELLO) whose every earlier send
+        is accounted for drew it with its last send: that times a round trip, so that a lost HELLO is
+        waited out for the link's round trip, not the URL's whole `timeout` (RUNs keep Karn's rule:
+        their timers, of board time too, make a late reply likelier than a lost one)."""
+        if timed and req.control and req.settled == req.tries - 1:
+            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)  # (after an expiry: a guess)
+        req.settled += 1
+
+    def _resend_in_flight(self, timed: bool = True) -> None:
         if not self._link_up:
             return
         now = asyncio.get_running_loop().time()
+        self._loss.observe("damaged")
         recent = (self._rto.srtt or 0.0) / 2  # sent since the damaged frame could have left: not it
-        for req in list(self._pending.values()):
-            if req.fut.done() or not req.retransmit or (not req.control and not self.connected):
+        live = [r for r in self._pending.values()
+                if not r.fut.done() and r.retransmit and (r.control or self.connected)]  # fmt: skip
+        for req in live:
+            if len(live) == 1:  # (the HELLO, or window=1): the frame answers one of its sends
+                self._drew(req, now, timed)
+                if req.settled < req.tries:
+                    continue  # other sends of it are yet to be answered, and one may get through
+            elif now - req.sent < recent:
                 continue
-            if now - req.sent >= recent:
-                self._stats["fast_resends"] += 1
-                req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
-                self._spawn(self._send(req))
+            self._stats["fast_resends"] += 1
+            req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
+            self._spawn(self._send(req))
 
     async def _read(self) -> None:
         """Route each reply to the request waiting for its id; count the rest."""
@@ -339,7 +375,7 @@ class AsyncDevice:
             if rid is None:
                 self._stats["errors" if t == messages.ERROR else "stale"] += 1
                 if t == messages.ERROR and msg.get("code") in _FRAME_ERRORS:
-                    self._resend_in_flight()
+                    self._resend_in_flight(timed=False)
                 continue
             req = self._pending.get(rid)
             if req is None:
@@ -350,6 +386,10 @@ class AsyncDevice:
                 self._stats["errors"] += 1
                 code = msg.get("code")
                 if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
+                    self._drew(req, asyncio.get_running_loop().time(), False)
+                    self._loss.observe("damaged")
+                    if req.settled < req.tries:
+                        continue  # other sends of it are yet to be answered
                     self._stats["retries"] += 1
                     log.info("%s: request %d arrived damaged (%s); re-sending", self.id, rid, errors.name(code))
                     self._spawn(self._send(req))
@@ -371,8 +411,12 @@ class AsyncDevice:
             total = now - req.sent  # = the link's round trip + the board's work queued ahead of the reply
             if req.ticks:
                 self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
-            self._rto.sample(total - req.ahead * self._pace.tick_s)
+            self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
             self._overtaken(req)
+        elif req.control and req.settled == req.tries - 1:  # (see _drew)
+            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)
+        if req.retransmit:  # (probes are no sends of their own: they would halve the measured rate)
+            self._loss.observe("ok")
         req.fut.set_result(msg)
 
     def _overtaken(self, answered: InFlight) -> None:
@@ -380,6 +424,7 @@ class AsyncDevice:
         (it or its reply); re-send it now rather than wait out its timer (TCP's fast retransmit)."""
         for req in self._pending.values():
             if req is not answered and req.retransmit and not req.fut.done() and req.sent < answered.sent:
+                self._loss.observe("silent")
                 self._stats["fast_resends"] += 1
                 self._spawn(self._send(req))
 
@@ -403,6 +448,7 @@ class AsyncDevice:
     async def _probe(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One heartbeat probe, sent once: the heartbeat counts the misses."""
         req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True, retransmit=False)
+        req.ahead = self._ticks_in_flight  # its PONG waits behind those ticks: not link time
         self._pending[msg["id"]] = req
         try:
             await self._send(req)
