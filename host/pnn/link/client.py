@@ -91,6 +91,7 @@ class AsyncDevice:
         self._rto = RetransmitTimer(url["timeout"], url["min_rto"], url["max_rto"])
         self._pace = BoardPace(1.0 / url["rate"])
         self._loss = LossMeter()
+        self._replied_at = 0.0  # loop time of the last reply to a request (a tail probe's cost is its lag)
         self._stats = dict(samples=0, requests=0, retries=0, fast_resends=0, duplicates=0, stale=0, errors=0,
                            reconnects=0, reboots=0, busy_s=0.0, overruns=0, probes=0)  # fmt: skip
         self._first_send = self._last_reply = 0.0
@@ -298,7 +299,7 @@ class AsyncDevice:
             req.timer = loop.call_at(deadline, self._expire, req)
         try:
             await self.transport.send(req.msg)
-            if req.retransmit and not req.control and self._loss.silent * (deadline - req.sent) > (self._rto.srtt or deadline):
+            if req.retransmit and not req.control and self._loss.probes_pay(deadline - req.sent):
                 await self._tail_probe(deadline)
         except LinkDown as e:
             self._drop_link(e)
@@ -307,12 +308,13 @@ class AsyncDevice:
         """A PING right behind a RUN, on a link that loses requests or replies with no sign: the board
         answers in order, so a PONG that overtakes the RESULT says the RUN or its RESULT was lost, one
         round trip after the send instead of a whole timeout (see _overtaken). Sent only while the
-        silent losses cost more waiting than the probes cost the link: loss rate x timeout > round trip."""
+        silent losses cost more waiting than the probes cost the board: loss rate x timeout > PING time."""
         loop = asyncio.get_running_loop()
         probe = InFlight(messages.ping(self._next_id()), loop.create_future(), control=True, retransmit=False)
         probe.ahead, probe.sent, probe.tries = self._ticks_in_flight, loop.time(), 1
         self._pending[probe.msg["id"]] = probe
         probe.fut.add_done_callback(lambda _f: self._forget(probe))
+        probe.first = -1.0  # (marks a tail probe: its answer measures what it cost, see _answered)
         probe.timer = loop.call_at(until, self._forget, probe)  # unanswered by the RUN's deadline: the timer's turn
         self._stats["probes"] += 1
         await self.transport.send(probe.msg)
@@ -417,6 +419,9 @@ class AsyncDevice:
             self._rto.sample(now - req.sent, fast_down=req.expiries == 0)
         if req.retransmit:  # (probes are no sends of their own: they would halve the measured rate)
             self._loss.observe("ok")
+            self._replied_at = now
+        elif req.first < 0 and self._replied_at > req.sent:  # a tail probe behind a RUN answered meanwhile
+            self._loss.probe_cost(now - self._replied_at)
         req.fut.set_result(msg)
 
     def _overtaken(self, answered: InFlight) -> None:

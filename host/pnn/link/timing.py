@@ -102,10 +102,20 @@ class LossMeter:
 
     span: int = 16
     silent: float = 0.0
+    probe_s: float = 0.0  # what a probe costs: its PONG's lag behind the RESULT it trailed (the board's PING work)
 
     def observe(self, outcome: str) -> None:
         """One send's outcome: "ok" (answered intact), "damaged" (a damaged frame said so), "silent"."""
         self.silent += (float(outcome == "silent") - self.silent) / self.span
+
+    def probe_cost(self, seconds: float) -> None:
+        """A PONG arrived `seconds` after the RESULT of the RUN it trailed."""
+        seconds = max(0.0, seconds)
+        self.probe_s = seconds if not self.probe_s else 0.875 * self.probe_s + 0.125 * seconds
+
+    def probes_pay(self, timeout: float) -> bool:
+        """Whether a probe behind a request saves more waiting (silent losses x `timeout`) than it costs."""
+        return self.silent * timeout > self.probe_s
 
     def free_expiries(self, chance: float = 0.01) -> int:
         """Timer expiries in a row that silent losses at this rate explain more often than `chance`: the
