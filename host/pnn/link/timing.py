@@ -120,7 +120,7 @@ class LossMeter:
     def free_expiries(self, chance: float = 0.01) -> int:
         """Timer expiries in a row that silent losses at this rate explain more often than `chance`: the
         first backoff comes after them. A rate past one half is no noisy line but a board that stopped
-        answering: it gets the backoff after log2(1 / chance) expiries (7 at 1%)."""
+        answering: it backs off after log2(1 / chance) expiries, rounded down (6 at 1%)."""
         if self.silent <= 0.0:
             return 0
         return int(math.log(chance) / math.log(min(self.silent, 0.5)))
