@@ -431,6 +431,8 @@ class AsyncDevice:
             if req is not answered and req.retransmit and not req.fut.done() and req.sent < answered.sent:
                 self._loss.observe("silent")
                 self._stats["fast_resends"] += 1
+                req.expiries = 0  # the link is alive (it just carried a later reply): no reason to back off
+                req.settled = req.tries  # its sends so far are deemed lost
                 self._spawn(self._send(req))
 
     def _drop_link(self, reason: BaseException) -> None:
