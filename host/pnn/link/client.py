@@ -11,7 +11,11 @@ What it guarantees:
   bounds) plus the board's time for the work queued ahead of its reply (see _timing).
 - Re-sends keep the id: the firmware's RESULT cache answers instead of running again, and the first
   reply per id is the only one used. A damaged frame (the board's BAD_CRC / BAD_FRAME / TOO_LONG with
-  id nil, or one this host receives) re-sends what is in flight at once (fast retransmit).
+  id nil, or one this host receives) re-sends what is in flight at once (fast retransmit); a lone
+  request (the HELLO, window=1) once every send of it drew its frame, so re-sends never multiply. A
+  link that loses frames with no sign gets a PING behind each RUN while that pays (_tail_probe).
+- The HELLO is timed by the frames it draws, so a lost one waits a round trip, not the URL's timeout;
+  timer expiries that the measured silent-loss rate explains do not back off (LossMeter).
 - Give-up is by time (`give_up`), never by a count: a request unanswered that long on a live link, or
   `probes` heartbeats unanswered in a row, declare the link down.
 - A link that drops is reopened with backoff; requests in flight are re-sent after the new HELLO
