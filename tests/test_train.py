@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from torch.nn.utils import parameters_to_vector
 from toy_systems import LeakyTanh
 
 from pnn import fit_twin
@@ -15,6 +16,7 @@ from pnn.counting import counting
 from pnn.data import Task, load_task
 from pnn.devices import connect
 from pnn.train import TrainConfig, accuracy, train
+from pnn.trainers import make_step
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ def test_drive_width_must_be_a_multiple_of_the_input(setup):
         train("pat", task, system, twin, TrainConfig(epochs=1), show_progress=False)
 
 
-NEW = ["pat-pipelined", "pat-refine", "pat-dat", "spsa", "cma-es", "local"]
+NEW = ["pat-pipelined", "pat-refine", "pat-dat", "spsa", "pepg", "cma-es", "local", "forward-forward"]
 
 
 @pytest.mark.parametrize("trainer", NEW)
@@ -80,28 +82,98 @@ def test_new_trainer_improves_over_its_start(setup, trainer) -> None:
 
 def test_model_free_trainers_never_touch_a_twin(setup) -> None:
     task, system, _ = setup
-    for trainer in ("spsa", "cma-es"):
+    for trainer in ("spsa", "pepg", "cma-es"):  # forward-forward: twin-free in the tests below
         result = train(trainer, task, system, None, TrainConfig(depth=1, epochs=1), show_progress=False)
         assert result.test_accuracy > 0.2
     with pytest.raises(ValueError, match="needs a system and a twin"):
         train("pat-dat", task, system, None)
 
 
-@pytest.mark.parametrize("trainer", ["spsa", "pat", "pat-pipelined"])
+TWO_PASSES = {"spsa", "pepg", "forward-forward"}  # theta +- c d, mu +- eps; forward-forward: positive and negative
+PROBE = {"spsa": 256, "pepg": 256, "forward-forward": 0}  # what a twin-free step measures first (else: the twin's data)
+
+
+@pytest.mark.parametrize("trainer", ["spsa", "pepg", "forward-forward", "pat", "pat-pipelined"])
 def test_query_counts_equal_the_run_samples_the_board_saw(setup, trainer) -> None:
     task, _, _ = setup
     task = Task("tiny", task.x_train[:96], task.y_train[:96], task.x_test[:40], task.y_test[:40], task.classes)
     # The in-process sim computes on this shared CPU: under load a reply can take seconds, not the default 1 s.
     with connect("sim://electronic?seed=2&n_in=64&n_out=16&timeout=30") as board:
         twin = None
-        if trainer != "spsa":
+        if trainer not in PROBE:
             counted = counting(board, "twin")
             twin = fit_twin(counted, 200, chunk=64, epochs=2, hidden=(16,), show_progress=False)
             twin.metadata["queries"] = counted.rows["twin"]
         result = train(trainer, task, board, twin, TrainConfig(depth=2, epochs=2, batch_size=32), show_progress=False)
         last = result.history[-1]
         assert board.stats()["samples"] == last["queries"] + last["eval_queries"]
-    steps_per_epoch, passes = 3, 2 if trainer == "spsa" else 1  # SPSA measures each batch at theta +- c d
+    steps_per_epoch, passes = 3, 2 if trainer in TWO_PASSES else 1
     training = 2 * 96 * 2 * passes  # epochs x rows x depth x passes
-    assert last["eval_queries"] == 2 * 40 * 2 and steps_per_epoch == 96 // 32
-    assert last["queries"] == training + (256 if trainer == "spsa" else 200)  # + probe or twin data
+    labels = 10 if trainer == "forward-forward" else 1  # forward-forward's test pass tries every label
+    assert last["eval_queries"] == 2 * 40 * 2 * labels and steps_per_epoch == 96 // 32
+    assert last["queries"] == training + PROBE.get(trainer, 200)  # + probe or twin data
+
+
+def test_pepg_moves_the_upstream_parameters_downhill_and_adapts_sigma(setup) -> None:
+    """The PEPG estimate alone (the readout put back after every step) lowers the loss on the batch it saw."""
+    task, system, _ = setup
+    step = make_step("pepg", task, system, None, TrainConfig(depth=1, epochs=1), sigma=0.05)
+    step.net.use(step.train_bodies).train()
+    idx, theta0, sigma0 = torch.arange(64), parameters_to_vector(step.upstream).clone(), step.sigma.clone()
+    readout0 = [p.detach().clone() for p in step.readout]
+    for k in range(40):
+        step.step(k, idx)
+        with torch.no_grad():
+            for p, q in zip(step.readout, readout0, strict=True):
+                p.copy_(q)
+    after = float(step.loss_at(parameters_to_vector(step.upstream).detach(), idx)[0])
+    before = float(step.loss_at(theta0, idx)[0])
+    assert after < before - 0.05, f"loss {before:.3f} -> {after:.3f} with the readout held at its start"
+    assert not torch.equal(step.sigma, sigma0) and bool((step.sigma > 0).all())
+
+
+def test_forward_forward_learns_only_after_the_physics(setup) -> None:
+    task, system, _ = setup
+    net = train("forward-forward", task, system, None, TrainConfig(depth=2, epochs=1), show_progress=False).net
+    start = train("forward-forward", task, system, None, TrainConfig(depth=2, epochs=0), show_progress=False).net
+    assert all(not p.requires_grad for p in net.encoders.parameters())
+    assert torch.equal(net.encoders[0].a, start.encoders[0].a)  # upstream of the physics: as drawn
+    assert not torch.equal(net.layers[0].weight, start.layers[0].weight)  # what learns sits after the physics
+
+
+class _Cut(Exception):
+    """Stands in for a kill: raised from inside a step."""
+
+
+@pytest.mark.parametrize("trainer", ["pepg", "forward-forward"])
+def test_resume_mid_run_gives_the_uninterrupted_weights(setup, trainer, tmp_path, monkeypatch) -> None:
+    """Cut in the second epoch, resumed from the first epoch's checkpoint: sigma, baseline, RNGs all restored."""
+    import pnn.engine as engine
+
+    task, system, _ = setup  # LeakyTanh is deterministic: the resumed run must match to the bit
+    cfg = TrainConfig(depth=2, epochs=2)
+    whole = train(trainer, task, system, None, cfg, run_dir=tmp_path / "whole", show_progress=False)
+    fit, per_epoch = engine.fit, -(-len(task.x_train) // cfg.batch_size)
+
+    def cut_in_epoch_two(name, step, *args, **kwargs):
+        original, calls = step.step, [0]
+
+        def stepping(k, idx):
+            calls[0] += 1
+            if calls[0] > per_epoch + 3:
+                raise _Cut
+            return original(k, idx)
+
+        step.step = stepping
+        return fit(name, step, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "fit", cut_in_epoch_two)
+    with pytest.raises(_Cut):
+        train(trainer, task, system, None, cfg, run_dir=tmp_path / "cut", show_progress=False)
+    monkeypatch.undo()
+    resumed = train(trainer, task, system, None, cfg, run_dir=tmp_path / "cut", resume=True, show_progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert [r["test_accuracy"] for r in resumed.history] == [r["test_accuracy"] for r in whole.history]
+    assert [r["queries"] for r in resumed.history] == [r["queries"] for r in whole.history]
+    for name, tensor in whole.net.state_dict().items():
+        assert torch.equal(tensor, resumed.net.state_dict()[name]), f"{trainer}: {name} differs after resume"

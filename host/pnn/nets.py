@@ -33,10 +33,10 @@ from .pat import PhysicalLayer, TwinSpec
 from .system import PhysicalSystem, as_twins, measure
 from .twin_models import bin_matrix
 
-Trainer = Literal["digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat", "spsa", "cma-es",
-                  "local"]
+Trainer = Literal["digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat", "spsa", "pepg",
+                  "cma-es", "local", "forward-forward"]
 TRAINERS: tuple[Trainer, ...] = ("digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat",
-                                 "spsa", "cma-es", "local")
+                                 "spsa", "pepg", "cma-es", "local", "forward-forward")
 """Every trainer `pnn.train.train` runs; each is a step function on train.py's one epoch loop (pnn.trainers)."""
 
 

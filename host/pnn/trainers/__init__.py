@@ -4,8 +4,9 @@
     pat-pipelined               PAT with the hardware one batch ahead (pnn.pipeline)
     pat-refine                  PAT whose twin is refined online from the pairs training measures
     pat-dat                     PAT with a learned twin-error model fitted online (DAT-style)
-    spsa, cma-es                model-free: the physics is never differentiated, not even via a twin
+    spsa, pepg, cma-es          model-free: the physics is never differentiated, not even via a twin
     local                       layer-local learning: no gradient crosses a physical layer
+    forward-forward             local goodness learning after each physical pass (Hinton 2022): no twin
 
 All measure through one `count.Counting` view of the system, so every row's `queries` are counted
 the same way.
@@ -21,7 +22,7 @@ from ..nets import TrainConfig, build
 from ..pat import TwinSpec
 from ..system import PhysicalSystem
 
-TWIN_FREE = frozenset({"digital", "linear", "spsa", "cma-es"})
+TWIN_FREE = frozenset({"digital", "linear", "spsa", "pepg", "cma-es", "forward-forward"})
 """Trainers that need no twin (every other one does)."""
 
 
@@ -39,10 +40,14 @@ def make_step(name: str, task: Task, system: PhysicalSystem, twin: TwinSpec | No
 
         pcfg = PipelineConfig(**{"pipeline": 0, "refine_every": 5, "refine_lr": 1e-3, **options})
         return PipelinedStep(task, system, corrected(twin, cfg.seed + 4), cfg, pcfg)  # type: ignore[arg-type]
-    if name in ("spsa", "cma-es"):
-        from .model_free import CMAStep, SPSAStep
+    if name in ("spsa", "pepg", "cma-es"):
+        from .model_free import CMAStep, PEPGStep, SPSAStep
 
-        return (SPSAStep if name == "spsa" else CMAStep)(task, system, cfg, **options)
+        return {"spsa": SPSAStep, "pepg": PEPGStep, "cma-es": CMAStep}[name](task, system, cfg, **options)
+    if name == "forward-forward":
+        from .forward_forward import ForwardForwardStep
+
+        return ForwardForwardStep(task, system, cfg, **options)
     if name == "local":
         from .local import LocalStep
 
