@@ -576,7 +576,10 @@ class AsyncDevice:
             return
         if fail_fast:
             raise DeviceUnavailable(f"{self.id}: link down ({self._last_error})")
-        left = self.patience - (time.monotonic() - self._down_at) if self.down_since else self.url["reconnect"]
+        if self.down_since:
+            left = self.patience - (time.monotonic() - self._down_at)
+        else:  # a link dropped a moment ago (its outage clock not started yet) is an outage, not a first connect
+            left = self.patience if self.caps is not None else self.url["reconnect"]
         if not await self.wait_connected(left):
             raise self._fatal or self.outage_error()
 
