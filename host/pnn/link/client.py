@@ -303,9 +303,8 @@ class AsyncDevice:
             req.timer = loop.call_at(deadline, self._expire, req)
         try:
             await self.transport.send(req.msg)
-            if req.retransmit and not req.control:
-                for _ in range(self._loss.probes(deadline - req.sent)):
-                    await self._tail_probe(deadline)
+            if req.retransmit and not req.control and self._loss.probes_pay(deadline - req.sent):
+                await self._tail_probe(deadline)
         except LinkDown as e:
             self._drop_link(e)
 
@@ -320,13 +319,9 @@ class AsyncDevice:
         self._pending[probe.msg["id"]] = probe
         probe.fut.add_done_callback(lambda _f: self._forget(probe))
         probe.first = -1.0  # (marks a tail probe: its answer measures what it cost, see _answered)
-        probe.timer = loop.call_at(until, self._probe_lost, probe)  # unanswered by the RUN's deadline: the timer's turn
+        probe.timer = loop.call_at(until, self._forget, probe)  # unanswered by the RUN's deadline: the timer's turn
         self._stats["probes"] += 1
         await self.transport.send(probe.msg)
-
-    def _probe_lost(self, probe: InFlight) -> None:
-        self._loss.probe_outcome(lost=True)
-        self._forget(probe)
 
     def _expire(self, req: InFlight) -> None:
         """A request's timer ran out: re-send it (backing off), or after `give_up` declare the link down."""
@@ -429,10 +424,8 @@ class AsyncDevice:
         if req.retransmit:  # (probes are no sends of their own: they would halve the measured rate)
             self._loss.observe("ok")
             self._replied_at = now
-        elif req.first < 0:  # a tail probe
-            self._loss.probe_outcome(lost=False)
-            if self._replied_at > req.sent:  # behind a RUN answered meanwhile: its lag is what it cost
-                self._loss.probe_cost(now - self._replied_at)
+        elif req.first < 0 and self._replied_at > req.sent:  # a tail probe behind a RUN answered meanwhile
+            self._loss.probe_cost(now - self._replied_at)
         req.fut.set_result(msg)
 
     def _overtaken(self, answered: InFlight) -> None:

@@ -103,32 +103,19 @@ class LossMeter:
     span: int = 16
     silent: float = 0.0
     probe_s: float = 0.0  # what a probe costs: its PONG's lag behind the RESULT it trailed (the board's PING work)
-    probe_lost: float = 0.0  # how often a probe goes unanswered by its RUN's deadline
 
     def observe(self, outcome: str) -> None:
         """One send's outcome: "ok" (answered intact), "damaged" (a damaged frame said so), "silent"."""
         self.silent += (float(outcome == "silent") - self.silent) / self.span
-        self.probe_s *= 1 - 1 / self.span  # a cost measured under a passing load must not keep probes off for good
 
     def probe_cost(self, seconds: float) -> None:
         """A PONG arrived `seconds` after the RESULT of the RUN it trailed."""
         seconds = max(0.0, seconds)
         self.probe_s = seconds if not self.probe_s else 0.875 * self.probe_s + 0.125 * seconds
 
-    def probe_outcome(self, lost: bool) -> None:
-        self.probe_lost += (float(lost) - self.probe_lost) / self.span
-
     def probes_pay(self, timeout: float) -> bool:
         """Whether a probe behind a request saves more waiting (silent losses x `timeout`) than it costs."""
-        return self.probes(timeout) > 0
-
-    def probes(self, timeout: float, most: int = 4) -> int:
-        """How many probes behind a request pay: the n-th saves `timeout` when the request was lost
-        silently and the n - 1 before it were lost too; it pays while that exceeds what it costs."""
-        n = 0
-        while n < most and self.silent * self.probe_lost**n * timeout > self.probe_s:
-            n += 1
-        return n
+        return self.silent * timeout > self.probe_s
 
     def free_expiries(self, chance: float = 0.01) -> int:
         """Timer expiries in a row that silent losses at this rate explain more often than `chance`: the
