@@ -8,13 +8,18 @@ same split for every trainer and seed). Columns:
 
 - digital: the same net with trainable Linear+tanh layers in the physical slots; linear: the physics removed
   (identity, bin-averaged to n_out), the same digital parameters; lift = PAT - linear.
-- twin: pnn's twin is fitted on half uniform drives, half pairs measured where training drives the system
-  (`nets.training_pairs`); the reference recipe's twin on as many uniform drives. cos: mean cosine between
-  the twin's vjp and the exact model's (`system.ideal`) for random cotangents, at the drives the trained PAT
-  net feeds each layer (test images), over the drive entries the encoder's clip lets gradient through.
-- PAT(ref twin): PAT with the reference recipe's twin: accuracy per physical sample (same twin data size).
-- overhead: PAT step time outside the physical forward, as % of the physical time, for pnn's PhysicalLayer
-  and for a minimal `make_pat_func` (the authors' recipe, written out below), same net and batches.
+- twin: pnn's twin is fitted on `[twin] drives = "mixed"` data (pnn.twin_data: per chunk, half uniform
+  drives, half measured where training drives the system: training images through initial networks,
+  gains spread, entries jittered); the reference recipe's twin on as many uniform drives (the paper's),
+  same fit. cos: mean cosine between the twin's vjp and the exact model's (`system.ideal`) for random
+  cotangents, at the drives the trained PAT net feeds each layer (test images), over the drive entries
+  the encoder's clip lets gradient through: "uni" for the uniform-data twin, "train" for one fitted on
+  as many pairs at training drives only, "pnn" for the mixed twin PAT uses.
+- PAT(ref twin): PAT with the reference recipe's twin, on the same system; q = physical samples (twin
+  data + training queries), the same for both, so the two are accuracy per physical sample.
+- overhead: PAT step CPU time (this thread's: other processes on a shared machine do not count) outside
+  the physical forward, as % of the physical forward's, for pnn's PhysicalLayer and for a minimal
+  `make_pat_func` (the authors' recipe, written out below), same net, twin and batches, interleaved.
 Writes bench/results/pat.json.
 """
 
@@ -35,10 +40,11 @@ from rich.table import Table
 
 from pnn import physics
 from pnn.data import Task, load_task
-from pnn.nets import TrainConfig, build, training_pairs
+from pnn.nets import TrainConfig, build
 from pnn.pat import PhysicalLayer
 from pnn.train import train
 from pnn.twin import collect, fit
+from pnn.twin_data import grad_cosine, sampler
 
 ROOT = Path(__file__).resolve().parents[1]
 VOWELS = ROOT / "host" / "pnn" / "datasets" / "vowels_hillenbrand_subset.csv"  # shipped with pnn
@@ -99,15 +105,15 @@ def make_pat_func(f_true, f_twin):
 
 
 class Timed:
-    """A system that adds up the seconds spent inside it."""
+    """A system that adds up this thread's CPU seconds spent inside it."""
 
     def __init__(self, system) -> None:
         self.system, self.n_in, self.n_out, self.seconds = system, system.n_in, system.n_out, 0.0
 
     def __call__(self, drive: torch.Tensor) -> torch.Tensor:
-        start = time.perf_counter()
+        start = time.thread_time()
         out = self.system(drive)
-        self.seconds += time.perf_counter() - start
+        self.seconds += time.thread_time() - start
         return out
 
 
@@ -124,28 +130,16 @@ def overhead(task: Task, system, twin, cfg: TrainConfig, steps: int) -> dict[str
         name = "pnn" if step % 2 == 0 else "ref"
         idx = torch.randint(len(task.x_train), (cfg.batch_size,), generator=gen)
         timed.seconds = 0.0
-        start = time.perf_counter()
+        start = time.thread_time()  # CPU time: torch runs one thread here, preemption by others does not count
         loss = torch.nn.functional.cross_entropy(net.use(bodies[name])(task.x_train[idx]), task.y_train[idx])
         net.zero_grad()
         loss.backward()
-        total = time.perf_counter() - start
+        total = time.thread_time() - start
         if step >= 2:  # the first of each warms up
             ratios[name].append((total - timed.seconds) / timed.seconds)
             extra[name].append((total - timed.seconds) / cfg.depth)
     return {f"{k}_percent": 100 * statistics.median(v) for k, v in ratios.items()} | {
         f"{k}_ms_per_layer": 1e3 * statistics.median(v) for k, v in extra.items()}
-
-
-def grad_cosine(twin, system, drives: torch.Tensor) -> float:
-    """Mean per-sample cosine of the twin's vjp and the exact model's, for random cotangents."""
-    x = drives.detach().double().requires_grad_(True)
-    v = torch.randn(len(x), system.n_out, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    (exact,) = torch.autograd.grad(system.ideal(x), x, v)
-    xt = drives.detach().float().requires_grad_(True)
-    (approx,) = torch.autograd.grad(twin(xt), xt, v.float())
-    live = ((drives > 0) & (drives < 1)).double()  # the encoder's clip stops gradient elsewhere
-    exact, approx = exact * live, approx.double() * live
-    return float(torch.nn.functional.cosine_similarity(exact, approx, dim=1).mean())
 
 
 def load(row: dict, vowels: Path) -> Task:
@@ -169,28 +163,31 @@ def run_seed(name: str, row: dict, task: Task, seed: int, quick: bool, overhead_
     if quick:
         n, twin_opts["epochs"], cfg = 300, 5, replace(cfg, epochs=1)
     started = time.perf_counter()
-    uniform_d, uniform_r = collect(system, n, seed=seed, show_progress=False)
-    stats = (uniform_r.mean(0), uniform_r.std(0).clamp_min(1e-6))
-    train_d, train_r = training_pairs(task, system, cfg, n - n // 2, seed=seed, stats=stats)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # holdout mixes both kinds
-    mixed_d = torch.cat([uniform_d[: n // 2], train_d])[order]
-    mixed_r = torch.cat([uniform_r[: n // 2], train_r])[order]
-    twin = fit(mixed_d, mixed_r, seed=seed, show_progress=False, **twin_opts)
-    reference = fit(uniform_d, uniform_r, seed=seed, show_progress=False, **twin_opts)
+    twins = {}
+    for where in ("mixed", "uniform", "training"):  # pnn's recipe, the reference's, training drives alone
+        d, r = collect(system, n, seed=seed, show_progress=False, pairs=sampler(where, system, task, cfg))
+        twins[where] = fit(d, r, seed=seed, show_progress=False, **twin_opts)
+        twins[where].metadata["queries"] = n  # physical samples: counted in each trainer's queries
+        if where == "uniform":
+            uniform_d = d
+    twin, reference = twins["mixed"], twins["uniform"]
     out: dict = {"seed": seed, "twin_nrmse": twin.nrmse, "reference_twin_nrmse": reference.nrmse,
-                 "twin_seconds": time.perf_counter() - started, "accuracy": {}, "seconds": {}}
+                 "twin_seconds": time.perf_counter() - started, "accuracy": {}, "seconds": {}, "queries": {}}
     for trainer in trainers:
         result = train(trainer, task, system, twin, cfg, show_progress=False)
         out["accuracy"][trainer], out["seconds"][trainer] = result.test_accuracy, result.seconds
+        out["queries"][trainer] = result.history[-1].get("queries", 0) if result.history else 0
         if trainer == "pat":
             net = result.net
-    if row.get("reference_twin") and "pat" in trainers:
+    if row.get("reference_twin", True) and "pat" in trainers:  # per physical sample against the reference
         result = train("pat", task, system, reference, cfg, show_progress=False)
         out["accuracy"]["pat-ref-twin"], out["seconds"]["pat-ref-twin"] = result.test_accuracy, result.seconds
+        out["queries"]["pat-ref-twin"] = result.history[-1].get("queries", 0) if result.history else 0
     drives = torch.cat([d for d, _ in net.drives(task.x_test[:256])])  # what the trained net feeds each layer
-    out["cos"] = {"pnn_at_training": grad_cosine(twin, system, drives),
-                  "reference_at_training": grad_cosine(reference, system, drives),
-                  "reference_at_uniform": grad_cosine(reference, system, uniform_d[-256:])}
+    out["cos"] = {"pnn_at_training": grad_cosine(twin, system.ideal, drives),
+                  "reference_at_training": grad_cosine(reference, system.ideal, drives),
+                  "training_at_training": grad_cosine(twins["training"], system.ideal, drives),
+                  "reference_at_uniform": grad_cosine(reference, system.ideal, uniform_d[-256:])}
     if overhead_steps:
         out["overhead"] = overhead(task, system, twin, cfg, overhead_steps)
     out["total_seconds"] = time.perf_counter() - started
@@ -220,8 +217,8 @@ def summarise(name: str, row: dict, seeds: list[dict]) -> dict:
 
 def table(summaries: list[dict]) -> Table:
     t = Table(title="bench/pat.py: test accuracy on the simulated system, mean +- std over seeds (%)")
-    columns = ("row", "L", "seeds", "twin NRMSE", "cos ref@train", "cos pnn@train", "digital", "linear", "in-silico",
-               "PAT", "lift", "PAT-silico", "PAT ref twin", "overhead pnn/ref %", "min")
+    columns = ("row", "L", "seeds", "twin NRMSE", "cos uni/train/pnn", "digital", "linear", "in-silico",
+               "PAT", "lift", "PAT-silico", "PAT ref twin", "q", "overhead pnn/ref %", "min")
     for c in columns:
         t.add_column(c, justify="left" if c == "row" else "right", no_wrap=True)
     for s in summaries:
@@ -230,11 +227,14 @@ def table(summaries: list[dict]) -> Table:
                                                                             "pat-ref-twin")}
         over = [x["overhead"] for x in seeds if "overhead" in x]
         overhead_cell = "-" if not over else f"{over[0]['pnn_percent']:.1f} / {over[0]['ref_percent']:.1f}"
+        cos = "/".join(f"{statistics.mean(x['cos'].get(k, math.nan) for x in seeds):.2f}"
+                       for k in ("reference_at_training", "training_at_training", "pnn_at_training"))
+        queries = [x.get("queries", {}).get("pat", 0) for x in seeds]
         t.add_row(s["name"], str(s["config"]["depth"]), str(len(seeds)), _ms([x["twin_nrmse"] for x in seeds], 1, digits=3),
-                  _ms([x["cos"]["reference_at_training"] for x in seeds], 1, digits=2),
-                  _ms([x["cos"]["pnn_at_training"] for x in seeds], 1, digits=2), _ms(acc["digital"]), _ms(acc["linear"]),
+                  cos, _ms(acc["digital"]), _ms(acc["linear"]),
                   _ms(acc["in-silico"]), _ms(acc["pat"]), _ms(s["lift"], sign=True),
-                  _ms(s["pat_minus_silico"], sign=True), _ms(acc["pat-ref-twin"]), overhead_cell,
+                  _ms(s["pat_minus_silico"], sign=True), _ms(acc["pat-ref-twin"]), f"{statistics.mean(queries) / 1e3:.0f}k",
+                  overhead_cell,
                   f"{sum(x['total_seconds'] for x in seeds) / 60:.0f}")
     return t
 

@@ -63,6 +63,8 @@ BAD = {
     "batch-fraction": (("epochs = 2", "epochs = 2\nbatch_size = 2.5"), "", [], "[train] batch_size = 2.5"),
     "n_in-misfit": (("n_in = 64", "n_in = 60"), "", [], "n_in must be a multiple of"),
     "key-misspelt": (("epochs = 2", "epoch = 2"), "", [], "unknown key 'epoch' in [train] (did you mean 'epochs'?)"),
+    "twin-drives": (("hidden = [32]", 'hidden = [32]\ndrives = "train"'), "", [],
+                    "[twin] drives = 'train': must be one of uniform, training, mixed (did you mean 'training'?)"),
 }
 
 
@@ -121,6 +123,15 @@ def test_trainers_are_read_from_nets_at_run_time(monkeypatch):
         config.parse({"train": {"trainers": ["newcomer"]}})
     monkeypatch.setattr(nets, "TRAINERS", (*nets.TRAINERS, "newcomer"))
     assert config.parse({"train": {"trainers": ["newcomer"]}}).train.trainers == ["newcomer"]
+
+
+def test_twin_drives_says_where_the_twin_data_is_measured():
+    assert config.parse({}).twin.drives == "uniform"  # the paper's recipe, unless a file asks otherwise
+    for where in ("uniform", "training", "mixed"):
+        assert config.parse({"twin": {"drives": where}}).as_dict()["twin"]["drives"] == where
+    with pytest.raises(config.ConfigError) as bad:
+        config.parse({"twin": {"drives": 3}})
+    assert str(bad.value) == "[twin] drives = 3: must be one of uniform, training, mixed"
 
 
 def test_patience_is_checked_and_kept():

@@ -56,6 +56,31 @@ def test_forward_is_the_measurement_not_the_twin():
     torch.testing.assert_close(out, system(x))
 
 
+class Cached:
+    """A system that answers every call with the one tensor it keeps (a cache, a replay)."""
+
+    n_in = n_out = 8
+
+    def __init__(self) -> None:
+        self.kept = torch.rand(4, 8)
+
+    def __call__(self, drive: torch.Tensor) -> torch.Tensor:
+        return self.kept
+
+
+def test_a_system_that_returns_a_tensor_it_keeps_is_not_tied_into_the_graph():
+    # PAT returns an alias, not a copy, of what the system measured: the system's own tensor stays
+    # outside autograd, and two calls in one graph each get their own gradient.
+    system, twin = Cached(), torch.nn.Linear(8, 8)
+    layer = PhysicalLayer(system, twin)
+    a, b = torch.rand(4, 8, requires_grad=True), torch.rand(4, 8, requires_grad=True)
+    (layer(a) + 2 * layer(b)).sum().backward()
+    assert system.kept.grad_fn is None and not system.kept.requires_grad
+    ones = torch.ones(4, 8)
+    torch.testing.assert_close(a.grad, ones @ twin.weight)
+    torch.testing.assert_close(b.grad, 2 * ones @ twin.weight)
+
+
 def test_twin_error_bends_gradient_but_upstream_still_learns():
     system = LeakyTanh(8)
     twin = Exact(LeakyTanh(8, gain=1.5))  # a twin with the wrong gain

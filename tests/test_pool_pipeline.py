@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -41,13 +43,15 @@ def test_fit_twins_gives_each_board_a_twin_from_its_own_rows(pool, twins) -> Non
     assert any(not torch.equal(a[k], b[k]) for k in a), "two boards, two different twins"
 
 
-@pytest.mark.parametrize("micro_batches", [1, 2])
-def test_pipeline_zero_is_exactly_plain_pat(task, twins, micro_batches: int) -> None:
+@pytest.mark.parametrize(("micro_batches", "norm"), [(1, "twin"), (2, "twin"), (1, "batch")])
+def test_pipeline_zero_is_exactly_plain_pat(task, twins, micro_batches: int, norm: str) -> None:
+    """Weights and buffers (BatchNorm's running statistics with norm='batch') match plain PAT."""
+    cfg = dataclasses.replace(CFG, norm=norm)
     with connect(BOARD.format(seed=1)) as board:  # one deterministic board: both trainers see the same numbers
         twin = twins[next(iter(twins))]
-        plain = train("pat", task, board, twin, CFG, show_progress=False)
+        plain = train("pat", task, board, twin, cfg, show_progress=False)
         pcfg = PipelineConfig(pipeline=0, micro_batches=micro_batches)
-        piped = train_pipelined(task, board, twin, CFG, pcfg, show_progress=False)
+        piped = train_pipelined(task, board, twin, cfg, pcfg, show_progress=False)
     for (name, a), (_, b) in zip(plain.net.state_dict().items(), piped.net.state_dict().items(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
     assert [r["test_accuracy"] for r in plain.history] == [r["test_accuracy"] for r in piped.history]
@@ -62,6 +66,12 @@ def test_pipeline_one_runs_one_step_stale_and_stores_every_pair(task, pool, twin
     assert all(0 < r["busy"] for r in result.history)
     assert store.verify() == CFG.epochs * len(task.x_train) * CFG.depth  # each layer of each step, once
     assert result.test_accuracy > 0.15
+
+
+def test_micro_batches_with_batch_norm_are_refused(task, twins) -> None:
+    with connect(BOARD.format(seed=1)) as board, pytest.raises(ValueError, match="micro_batches = 2 needs norm"):
+        train_pipelined(task, board, twins[next(iter(twins))], dataclasses.replace(CFG, norm="batch"),
+                        PipelineConfig(pipeline=0, micro_batches=2), show_progress=False)
 
 
 def test_bad_pipeline_settings_are_refused() -> None:

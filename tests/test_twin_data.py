@@ -5,10 +5,12 @@ import pytest
 import torch
 from toy_systems import Exact, LeakyTanh, TwoBoards
 
+from pnn import physics, twin_data
 from pnn.data import Task, load_task
 from pnn.nets import TrainConfig, training_pairs
 from pnn.pat import PhysicalLayer
-from pnn.twin import collect, collect_sourced, fit_per_source, fit_twins, load_twins, save_twins
+from pnn.twin import collect, collect_sourced, fit, fit_per_source, fit_twins, load_twins, save_twins
+from pnn.twin_data import grad_cosine, sampler
 
 
 def test_fit_per_source_fits_each_source_on_its_own_rows():
@@ -80,3 +82,48 @@ def test_one_twin_backward_equals_the_per_source_path():
     drive.grad = None
     PhysicalLayer(pool, {"board-a": twin, "board-b": twin})(drive).sum().backward()
     assert torch.allclose(fast, drive.grad)
+
+
+def test_mixed_twin_data_from_the_config_is_half_uniform_half_training_drives(tmp_path, task):
+    from pnn import config, experiment
+
+    raw = {"task": {"name": "digits"}, "system": {"kind": "electronic"},
+           "twin": {"samples": 300, "drives": "mixed"}, "train": {"depth": 2}}
+    cfg = config.parse(raw).as_dict()
+    system = experiment.make_system(cfg["system"])
+    store = experiment.collect_data(cfg, system, tmp_path, task=task, show_progress=False)
+    drives, _ = store.load()
+    assert drives.shape == (300, 64) and store.meta["drives"] == "mixed"
+    first = drives[:256]  # one chunk: 128 uniform rows, then 128 measured through networks of [train]'s shape
+    assert not ((first[:128] == 0) | (first[:128] == 1)).any()
+    assert ((first[128:] == 0) | (first[128:] == 1)).mean() > 0.2  # encoded images clip; uniform noise never
+    again = experiment.collect_data(cfg, system, tmp_path, task=task, show_progress=False)  # resumes: nothing new
+    assert len(again) == 300 and (again.load()[0] == drives).all()
+
+
+def test_training_twin_data_keeps_each_rows_source():
+    pool = TwoBoards(8)
+    tiny = Task("t", torch.rand(40, 8), torch.randint(2, (40,)), torch.rand(8, 8), torch.randint(2, (8,)), ["a", "b"])
+    drives, responses, sources = collect_sourced(pool, 50, chunk=25, show_progress=False,
+                                                 pairs=sampler("training", pool, tiny, TrainConfig(depth=2)))
+    assert drives.shape == (50, 8) and len(sources) == 50 and set(sources) == {"board-a", "board-b"}
+    for source in ("board-a", "board-b"):  # every row is the named board's own measurement of its drive
+        rows = torch.from_numpy(sources == source)
+        assert torch.allclose(responses[rows], pool.boards[source](drives[rows]), atol=1e-6)
+
+
+def test_jitter_gives_training_drive_twins_the_gradient_along_what_training_inputs_never_vary(monkeypatch, task):
+    """Digits leave pixels blank in every image, so their drive entries never vary in training pairs:
+    a twin fitted there alone has an unconstrained gradient along them. Jitter spans those directions,
+    and the twin's vjp at (unjittered) training drives agrees better with the exact model's."""
+    system = physics.Optical(n_in=64, n_out=32, seed=0)
+    cfg = TrainConfig(depth=1)
+    monkeypatch.setattr(twin_data, "JITTER", 0.0)
+    at, _ = collect(system, 256, seed=7, show_progress=False, pairs=sampler("training", system, task, cfg))
+    cosine = {}
+    for jitter in (0.0, 0.1):
+        monkeypatch.setattr(twin_data, "JITTER", jitter)
+        d, r = collect(system, 512, seed=0, show_progress=False, pairs=sampler("training", system, task, cfg))
+        twin = fit(d, r, hidden=(64, 64), epochs=30, show_progress=False)
+        cosine[jitter] = grad_cosine(twin, system.ideal, at)
+    assert cosine[0.1] > cosine[0.0] + 0.02, cosine

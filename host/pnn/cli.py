@@ -36,8 +36,10 @@ DEMO_SEEDS = 3  # the demo's table is a mean +- std over this many training seed
 def demo_config(system: str, quick: bool, seed: int, data: str | None = None, seeds: int | None = None) -> dict:
     """The `pnn demo` experiment: a simulated board, 3 physical layers, realistic noise and drift.
 
-    The twin is the paper's kind (an MLP) fit on 2,000 measurements: good enough for PAT, not good
-    enough for in-silico training, which is the point the demo makes. Every value, the flags' too,
+    The twin is the paper's kind (an MLP) fit on 2,000 measurements, half at uniform drives and half
+    where training drives the board (`[twin] drives = "mixed"`, pnn.twin_data: its gradient agrees
+    better with the exact one there): good enough for PAT, not good enough for in-silico training,
+    which is the point the demo makes. Every value, the flags' too,
     is checked before anything is measured.
     """
     from . import config
@@ -46,7 +48,7 @@ def demo_config(system: str, quick: bool, seed: int, data: str | None = None, se
         "experiment": {"name": f"demo-{system}"},
         "system": {"kind": system, "seed": seed},
         "train": {"depth": 3, "epochs": 6, "batch_size": 64, "seed": seed, "seeds": DEMO_SEEDS},
-        "twin": {"samples": 2000, "epochs": 100},
+        "twin": {"samples": 2000, "epochs": 100, "drives": "mixed"},
     }
     if system == "mechanical":
         raw["system"]["noise"] = {"drift": 0.001}  # a few kelvin of drift for a high-Q plate

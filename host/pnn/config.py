@@ -177,6 +177,12 @@ def _twin_kinds() -> tuple[str, ...]:
     return tuple(ARCHITECTURES)
 
 
+def _twin_drives() -> tuple[str, ...]:
+    from .twin_data import WHERE
+
+    return WHERE
+
+
 def _encoders() -> tuple[str, ...]:
     return ("affine", "concat")
 
@@ -222,6 +228,7 @@ class TwinSection:
     channels: int = _rule(32, _int(1))
     kernel: int = _rule(16, _int(1))
     repeats: int = _rule(1, _int(1))
+    drives: str = _rule("uniform", _one_of(_twin_drives))  # where its data is measured (pnn.twin_data)
     path: str | None = _rule(None, _path_or_none)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from . import config, provenance
-from .data import load_task
+from . import config, provenance, twin_data
+from .data import Task, load_task
 from .link.errors import UserError
 from .report import regenerate, summary_table
 from .store import DataStore
@@ -76,13 +76,26 @@ def make_system(spec: dict[str, Any]) -> PhysicalSystem:
         raise ExperimentError(f"bad [system]: {e}") from e
 
 
-def collect_data(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True) -> DataStore:
-    """Measure the twin's training data into run_dir/twin-data (resumes whatever is already there)."""
+def collect_data(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True,
+                 task: Task | None = None) -> DataStore:
+    """Measure the twin's training data into run_dir/twin-data (resumes whatever is already there).
+
+    `[twin] drives` says where (pnn.twin_data): "training" and "mixed" run the task's training
+    inputs (`task`, loaded from the config if not given) through networks of [train]'s shape.
+    """
     twin_cfg = cfg["twin"]
-    store = DataStore(run_dir / "twin-data", meta={"system": describe(system), "seed": cfg["system"]["seed"],
-                                                   "chunk": CHUNK, "repeats": twin_cfg["repeats"]})
+    where = twin_cfg.get("drives", "uniform")  # run folders from before the key measured uniform drives
+    meta = {"system": describe(system), "seed": cfg["system"]["seed"], "chunk": CHUNK, "repeats": twin_cfg["repeats"]}
+    if where != "uniform":  # a store of uniform drives keeps the metadata it always had
+        meta["drives"] = where
+    store = DataStore(run_dir / "twin-data", meta=meta)
+    pairs = None
+    if where != "uniform":
+        task = task or load_task(cfg["task"]["name"], cfg["task"]["data"])
+        shape = {k: v for k, v in cfg["train"].items() if k not in ("trainers", "seeds")}
+        pairs = twin_data.sampler(where, system, task, TrainConfig(**shape))
     collect(system, twin_cfg["samples"], seed=cfg["system"]["seed"], chunk=CHUNK, repeats=twin_cfg["repeats"],
-            store=store, show_progress=show_progress)
+            store=store, show_progress=show_progress, pairs=pairs)
     return store
 
 
@@ -102,8 +115,8 @@ def fit_from_store(cfg: dict[str, Any], run_dir: Path, *, show_progress: bool = 
     return twins[""] if list(twins) == [""] else twins
 
 
-def obtain_twin(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True
-                ) -> Twin | dict[str, Twin]:
+def obtain_twin(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, show_progress: bool = True,
+                task: Task | None = None) -> Twin | dict[str, Twin]:
     """The configured twin file, else run_dir's twin(s), else measure (resuming) and fit."""
     if cfg["twin"]["path"]:
         twin = Twin.load(cfg["twin"]["path"])
@@ -112,7 +125,7 @@ def obtain_twin(cfg: dict[str, Any], system: PhysicalSystem, run_dir: Path, *, s
     existing = load_twins(run_dir)
     if existing is not None:
         return existing
-    collect_data(cfg, system, run_dir, show_progress=show_progress)
+    collect_data(cfg, system, run_dir, show_progress=show_progress, task=task)
     return fit_from_store(cfg, run_dir, show_progress=show_progress)
 
 
@@ -158,7 +171,7 @@ def run(cfg: dict[str, Any], run_dir: str | Path, *, show_progress: bool = True,
         _write_record(run_dir, record)
         started = time.perf_counter()
 
-        twin = obtain_twin(cfg, system, run_dir, show_progress=show_progress)
+        twin = obtain_twin(cfg, system, run_dir, show_progress=show_progress, task=task)
         twins = twin if isinstance(twin, dict) else {"": twin}
         twin_seconds = time.perf_counter() - started
 

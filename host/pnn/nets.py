@@ -239,14 +239,17 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
 
 
 def training_pairs(task: Task, system: PhysicalSystem, cfg: TrainConfig, n_samples: int, *, seed: int = 0,
-                   chunk: int = 256, spread: float = 0.5,
+                   chunk: int = 256, spread: float = 0.5, gain: tuple[float, float] = (1.0, 1.0),
                    stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`n_samples` (drive, response) pairs measured where training will drive the system.
 
     Each chunk runs training images through a freshly initialised network of `cfg`'s shape (every
     layer slot on the system: each measurement is a pair, none is thrown away), with its encoder
     gains scaled by exp(spread * N(0, 1)), offsets moved by spread / 4 * N(0, 1) and concat
-    parameters drawn uniformly, so the pairs cover where training may move them. `stats` standardise
+    parameters drawn uniformly, so the pairs cover where training may move them. With `gain` = (lo,
+    hi), each chunk's gains are also scaled by one factor drawn log-uniformly from lo..hi: training
+    raises the gains until much of the drive clips (trained nets hold a quarter to a third of their
+    drive entries at 0 and as many at 1), which the initial network never does. `stats` standardise
     the responses between layers (default: each chunk's own).
     """
     drives, responses, per_image = [], [], cfg.depth
@@ -256,8 +259,10 @@ def training_pairs(task: Task, system: PhysicalSystem, cfg: TrainConfig, n_sampl
         net = PhysicalNet(task, system.n_in, system.n_out, stats or (torch.zeros(system.n_out), torch.ones(system.n_out)),
                           replace(cfg, seed=int(torch.randint(2**31, (1,), generator=gen))))
         with torch.no_grad():
+            lo, hi = math.log(gain[0]), math.log(gain[1])
+            scale = math.exp(lo + (hi - lo) * float(torch.rand(1, generator=gen))) if hi > lo else gain[0]
             for encoder in net.encoders:
-                encoder.a.mul_(torch.exp(spread * torch.randn(encoder.a.shape, generator=gen)))
+                encoder.a.mul_(scale * torch.exp(spread * torch.randn(encoder.a.shape, generator=gen)))
                 encoder.b.add_(spread / 4 * torch.randn(encoder.b.shape, generator=gen))
                 if isinstance(encoder, ConcatEncoder):
                     encoder.theta.copy_(torch.rand(encoder.theta.shape, generator=gen))

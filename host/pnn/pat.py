@@ -24,7 +24,9 @@ class _PhysicsAware(torch.autograd.Function):
         measured, sources = layer.measure(drive.detach())
         ctx.save_for_backward(drive)
         ctx.layer, ctx.sources = layer, sources
-        return measured.to(drive.dtype, copy=True)  # our own tensor: the system may reuse its buffer
+        # A new tensor object, not a copy of the data: autograd marks what forward returns as this
+        # call's output, and must not mark a tensor the system keeps (a cached or replayed response).
+        return measured.detach() if measured.dtype == drive.dtype else measured.to(drive.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, None]:

@@ -249,6 +249,10 @@ class PipelinedStep(Step):
     def __init__(self, task: Task, system: PhysicalSystem, twin: TwinSpec, cfg: TrainConfig,
                  pcfg: PipelineConfig | None = None, *, store: Any = None) -> None:
         pcfg = pcfg or PipelineConfig()
+        if cfg.norm == "batch" and pcfg.micro_batches > 1:
+            # Batch statistics of a micro-batch are not the batch's: the replay would not see the hardware's drives.
+            raise ValueError(f"micro_batches = {pcfg.micro_batches} needs norm = 'twin' (norm = 'batch' normalises "
+                             "by the whole batch's statistics); use micro_batches = 1")
         twins = {s: copy.deepcopy(t) for s, t in as_twins(twin).items()} if pcfg.refine_every else as_twins(twin)
         self.twin: TwinSpec = twins[""] if list(twins) == [""] else twins
         net, _, test_bodies = build("pat", task, system, self.twin, cfg)
@@ -277,12 +281,21 @@ class PipelinedStep(Step):
         snap, future = self.in_flight.popleft()
         trace = future.result()
         self.staleness = max(self.staleness, self.steps - trace.launched_at_step)
+        # Running statistics (BatchNorm) belong to the live net: the replay updates them once per batch.
+        # Train-mode normalisation uses the batch's own statistics, so the replayed drives stay the same.
+        live_buffers = list(net.buffers())
+        with torch.no_grad():
+            for b_snap, b_live in zip(snap.buffers(), live_buffers, strict=True):
+                b_snap.copy_(b_live)
         logits = snap.use([PhysicalLayer(_Replay(self.system, trace), self.twin)] * len(net.encoders))(task.x_train[idx])
         loss = nn.functional.cross_entropy(logits, task.y_train[idx])
         snap.zero_grad()
         loss.backward()
         for live, stashed in zip(net.parameters(), snap.parameters(), strict=True):
             live.grad = stashed.grad
+        with torch.no_grad():
+            for b_snap, b_live in zip(snap.buffers(), live_buffers, strict=True):
+                b_live.copy_(b_snap)
         self.opt.step()
         self.sched.step()
         self.steps += 1

@@ -80,6 +80,11 @@ DriveSampler = Callable[[int, torch.Generator], torch.Tensor]
 """Makes `size` drives [size, n_in] in [0, 1] from a generator: where the twin's data is measured."""
 
 
+PairSampler = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor, "list[str] | None"]]
+"""Measures `size` pairs itself from a generator: (drives, responses, sources or None), for drives that
+depend on earlier measurements (a network's later layers; see pnn.twin_data)."""
+
+
 def uniform_drives(n_in: int) -> DriveSampler:
     """Uniform random drives in [0, 1]^n_in (the paper's twin data)."""
     return lambda size, gen: torch.rand(size, n_in, generator=gen)
@@ -92,7 +97,8 @@ def collect(system: PhysicalSystem, n_samples: int, **options: Any) -> tuple[tor
     measures exactly the drives it would have measured. `repeats` > 1 measures each drive that
     many times and averages, as the paper's reference twins did, to average out the noise. A
     pool's rows keep the board that measured them (the store's "source"; see `collect_sourced`,
-    which takes the same options: seed, chunk, repeats, store, show_progress, drives).
+    which takes the same options: seed, chunk, repeats, store, show_progress, drives, pairs).
+    `pairs`, where given, measures each chunk itself in place of `drives` (pnn.twin_data).
     """
     found, response, _ = collect_sourced(system, n_samples, **options)
     return found, response
@@ -108,6 +114,7 @@ def collect_sourced(
     store: DataStore | None = None,
     show_progress: bool = True,
     drives: DriveSampler | None = None,
+    pairs: PairSampler | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
     """`collect`, also returning the source of each row (None when the system reports none)."""
     make = drives or uniform_drives(system.n_in)
@@ -124,8 +131,12 @@ def collect_sourced(
     for index in progress(range(done, n_chunks), "measuring twin data", show=show_progress, initial=done,
                           status=system_status(system)):
         size = min(chunk, n_samples - index * chunk)
-        drive = make(size, torch.Generator().manual_seed(seed * 1_000_003 + index))
-        response, source = measure(system, drive)
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
+        if pairs is not None:
+            drive, response, source = pairs(size, gen)
+        else:
+            drive = make(size, gen)
+            response, source = measure(system, drive)
         if source is None and repeats > 1:
             response = (response + sum(measure(system, drive)[0] for _ in range(repeats - 1))) / repeats
         extra = {} if source is None else {"source": np.array(source)}

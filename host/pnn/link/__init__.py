@@ -7,7 +7,8 @@ Modules:
     errors     what can go wrong, typed by what the caller should do
     wire       the host's fast msgpack payload codec
     transport  the Transport interface; serial, mqtt, sim implement it
-    client     the asyncio client (AsyncDevice, make_device): ids, window, re-sends, reconnect, outages
+    client     the asyncio client (AsyncDevice, make_device): ids, window, HELLO, heartbeat, reconnect, outages
+    _requests  its table of requests in flight: sends, timers, (fast) re-sends, routing replies
     timing     how long to wait: RFC 6298's retransmission timer plus the board's own work time
     sync       the small synchronous client (StreamLink, MqttLink, SyncClient) for tools and tests
     loop       one background asyncio loop shared by synchronous callers

@@ -33,29 +33,26 @@ import itertools
 import logging
 import random
 import time
+from collections import deque
 from typing import Any
 
 import numpy as np
 
 from pnn_protocol import errors, messages
 
+from ._requests import RequestTable
 from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
-from .timing import BoardPace, InFlight, LossMeter, RetransmitTimer
+from .timing import BoardPace, InFlight, LossMeter, RetransmitTimer, Window
 from .transport import Transport
 from .url import DeviceURL
 
 log = logging.getLogger(__name__)  # pnn.link.client: drops, reconnects, resends
 
-# ERROR codes (with the request's id) that re-sending can cure: at once if the frame was damaged,
-# else (INTERNAL) when its timer runs out, backing off, until `give_up`.
-_TRANSIENT = (errors.BAD_CRC, errors.BAD_FRAME, errors.TOO_LONG, errors.INTERNAL)
-# ERROR codes (id nil) about a frame the board could not read: some request in flight is lost.
-_FRAME_ERRORS = (errors.BAD_CRC, errors.BAD_FRAME, errors.TOO_LONG)
 _BACKOFF = (0.05, 2.0)  # first and longest pause between reconnect attempts, seconds
 
 
-class AsyncDevice:
+class AsyncDevice(RequestTable):
     """One board, asyncio API. `pnn.connect(url)` wraps it in the synchronous `Device`.
 
     Args:
@@ -79,7 +76,11 @@ class AsyncDevice:
         self._pending: dict[int, InFlight] = {}
         self._connected = asyncio.Event()
         self._lost = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.window)
+        self._slots = Window(self.window)
+        # RUNs in the order they took their slots: a slot comes free only when every older RUN is done
+        # too, so the newest RUN in flight is never more than `window` ahead of the oldest unanswered
+        # one, and the board's RESULT cache (window <= its `cache`) still holds a reply a re-send asks for
+        self._runs: deque[InFlight] = deque()
         self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
         self._closing = False
@@ -104,10 +105,6 @@ class AsyncDevice:
         return next(self._ids) & messages.MAX_ID  # 32-bit, wrapping
 
     # -- state ----------------------------------------------------------------------------------
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
     @property
     def chunk_limit(self) -> int:
         """Most examples per request: the board's limit, or the URL's `chunk` if smaller."""
@@ -256,7 +253,7 @@ class AsyncDevice:
         for req in list(self._pending.values()):
             if not req.control and not req.fut.done():
                 req.first, req.expiries = 0.0, 0  # give-up and backoff start again on this link
-                self._spawn(self._send(req))
+                self._resend(req)
 
     def _outage(self) -> None:
         self._outage_timer = None
@@ -266,212 +263,6 @@ class AsyncDevice:
         """The error of an outage that outlasted `patience` (it names the board and since when)."""
         since = time.strftime("%H:%M:%S", time.localtime(self.down_since)) if self.down_since else "the start"
         return OutageError(f"{self.id}: unreachable since {since} (patience {self.patience:g} s): {self._last_error}")
-
-    def _fail_pending(self, error: BaseException, which: Any) -> None:
-        for req in self._pending.values():
-            if which(req) and not req.fut.done():
-                req.fut.set_exception(error)
-                req.fut.exception()  # its awaiter still gets it; one cancelled meanwhile must not leave it "never retrieved"
-
-    def _spawn(self, coro: Any) -> None:
-        """Run a re-send in the background (only re-sends get a task; the first send is awaited)."""
-        task = asyncio.ensure_future(coro)
-        self._spawned.add(task)
-        task.add_done_callback(self._spawn_done)
-
-    def _spawn_done(self, task: asyncio.Task[None]) -> None:
-        self._spawned.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._last_error = task.exception()
-            log.warning("%s: re-send failed: %r", self.id, task.exception())
-
-    # -- sending, timers, replies ---------------------------------------------------------------
-    async def _send(self, req: InFlight) -> None:
-        """(Re-)send one request and arm its timer; a failed send drops the link."""
-        if req.fut.done():
-            return
-        loop = asyncio.get_running_loop()
-        req.sent = loop.time()
-        req.first = req.first or req.sent
-        req.tries += 1
-        if req.retransmit:
-            if req.timer is not None:
-                req.timer.cancel()
-            backoff = max(0, req.expiries - self._loss.free_expiries())  # this request's, past what losses explain
-            link = min(self.url["max_rto"], self._rto.rto * 2 ** backoff)
-            deadline = req.sent + link + self._pace.seconds(req.ahead)
-            req.timer = loop.call_at(deadline, self._expire, req)
-        try:
-            await self.transport.send(req.msg)
-            if req.retransmit and not req.control and self._loss.probes_pay(deadline - req.sent):
-                await self._tail_probe(deadline)
-        except LinkDown as e:
-            self._drop_link(e)
-
-    async def _tail_probe(self, until: float) -> None:
-        """A PING right behind a RUN, on a link that loses requests or replies with no sign: the board
-        answers in order, so a PONG that overtakes the RESULT says the RUN or its RESULT was lost, one
-        round trip after the send instead of a whole timeout (see _overtaken). Sent only while the
-        silent losses cost more waiting than the probes cost the board: loss rate x timeout > PING time."""
-        loop = asyncio.get_running_loop()
-        probe = InFlight(messages.ping(self._next_id()), loop.create_future(), control=True, retransmit=False)
-        probe.ahead, probe.sent, probe.tries = self._ticks_in_flight, loop.time(), 1
-        self._pending[probe.msg["id"]] = probe
-        probe.fut.add_done_callback(lambda _f: self._forget(probe))
-        probe.first = -1.0  # (marks a tail probe: its answer measures what it cost, see _answered)
-        probe.timer = loop.call_at(until, self._forget, probe)  # unanswered by the RUN's deadline: the timer's turn
-        self._stats["probes"] += 1
-        await self.transport.send(probe.msg)
-
-    def _expire(self, req: InFlight) -> None:
-        """A request's timer ran out: re-send it (backing off), or after `give_up` declare the link down."""
-        req.timer = None
-        if req.fut.done() or not (self.connected or (req.control and self._link_up)):
-            return  # a link that is down re-sends everything when it comes back
-        waited = asyncio.get_running_loop().time() - req.first
-        if not req.control and waited > self.url["give_up"] + self._pace.seconds(req.ahead):
-            self._drop_link(LinkDown(f"{self.id}: no reply to request {req.msg['id']} for {waited:.1f} s"))
-            return
-        req.expiries += 1
-        req.settled += 1  # deemed lost
-        self._loss.observe("silent")
-        self._stats["retries"] += 1
-        log.info("%s: no reply to request %d yet; re-sending (re-send %d)", self.id, req.msg["id"], req.expiries)
-        self._spawn(self._send(req))
-
-    def _on_bad_frame(self) -> None:
-        """A damaged frame reached this host: it was some request's reply, so re-send what is in flight."""
-        self._resend_in_flight()
-
-    def _drew(self, req: InFlight, now: float, timed: bool) -> None:
-        """A frame (its damaged reply; `timed` False: the board's quick BAD_CRC, which says nothing of
-        how long its reply takes) answered `req`. A control request (the HELLO) whose every earlier send
-        is accounted for drew it with its last send: that times a round trip, so that a lost HELLO is
-        waited out for the link's round trip, not the URL's whole `timeout` (RUNs keep Karn's rule:
-        their timers, of board time too, make a late reply likelier than a lost one)."""
-        if timed and req.control and req.settled == req.tries - 1:
-            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)  # (after an expiry: a guess)
-        req.settled += 1
-
-    def _resend_in_flight(self, timed: bool = True) -> None:
-        if not self._link_up:
-            return
-        now = asyncio.get_running_loop().time()
-        self._loss.observe("damaged")
-        recent = (self._rto.srtt or 0.0) / 2  # sent since the damaged frame could have left: not it
-        live = [r for r in self._pending.values()
-                if not r.fut.done() and r.retransmit and (r.control or self.connected)]  # fmt: skip
-        for req in live:
-            if len(live) == 1:  # (the HELLO, or window=1): the frame answers one of its sends
-                self._drew(req, now, timed)
-                if req.settled < req.tries:
-                    continue  # other sends of it are yet to be answered, and one may get through
-            elif now - req.sent < recent:
-                continue
-            self._stats["fast_resends"] += 1
-            req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
-            self._spawn(self._send(req))
-
-    async def _read(self) -> None:
-        """Route each reply to the request waiting for its id; count the rest."""
-        while True:
-            msg = await self.transport.recv()
-            self._last_rx = time.monotonic()
-            rid, t = msg.get("id"), msg.get("t")
-            if rid is None:
-                self._stats["errors" if t == messages.ERROR else "stale"] += 1
-                if t == messages.ERROR and msg.get("code") in _FRAME_ERRORS:
-                    self._resend_in_flight(timed=False)
-                continue
-            req = self._pending.get(rid)
-            if req is None:
-                self._stats["stale"] += 1  # a late reply to a finished request
-            elif req.fut.done():
-                self._stats["duplicates"] += 1
-            elif t == messages.ERROR:
-                self._stats["errors"] += 1
-                code = msg.get("code")
-                if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
-                    self._drew(req, asyncio.get_running_loop().time(), False)
-                    self._loss.observe("damaged")
-                    if req.settled < req.tries:
-                        continue  # other sends of it are yet to be answered
-                    self._stats["retries"] += 1
-                    log.info("%s: request %d arrived damaged (%s); re-sending", self.id, rid, errors.name(code))
-                    self._spawn(self._send(req))
-                elif req.control:
-                    req.fut.set_result(msg)  # HELLO / CONFIG say what the refusal means for them
-                elif code not in _TRANSIENT:
-                    req.fut.set_exception(DeviceError(f"{self.id}: {errors.name(code)}: {msg.get('msg', '')}", code))
-            else:
-                self._answered(req, msg)
-
-    def _answered(self, req: InFlight, msg: dict[str, Any]) -> None:
-        if req.timer is not None:
-            req.timer.cancel()
-            req.timer = None
-        now = asyncio.get_running_loop().time()
-        if t := msg.get("period_us"):
-            self._pace.reported(t)
-        if req.tries == 1:  # Karn's rule: a re-sent request's timing is ambiguous (and waits inflate it)
-            total = now - req.sent  # = the link's round trip + the board's work queued ahead of the reply
-            if req.ticks:
-                self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
-            self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
-            self._overtaken(req)
-        elif req.control and req.settled == req.tries - 1:  # (see _drew)
-            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)
-        if req.retransmit:  # (probes are no sends of their own: they would halve the measured rate)
-            self._loss.observe("ok")
-            self._replied_at = now
-        elif req.first < 0 and self._replied_at > req.sent:  # a tail probe behind a RUN answered meanwhile
-            self._loss.probe_cost(now - self._replied_at)
-        req.fut.set_result(msg)
-
-    def _overtaken(self, answered: InFlight) -> None:
-        """The board answers in order: a request sent before this one and still unanswered was lost
-        (it or its reply); re-send it now rather than wait out its timer (TCP's fast retransmit)."""
-        for req in self._pending.values():
-            if req is not answered and req.retransmit and not req.fut.done() and req.sent < answered.sent:
-                self._loss.observe("silent")
-                self._stats["fast_resends"] += 1
-                req.expiries = 0  # the link is alive (it just carried a later reply): no reason to back off
-                req.settled = req.tries  # its sends so far are deemed lost
-                self._spawn(self._send(req))
-
-    def _drop_link(self, reason: BaseException) -> None:
-        """A send failed or a request went unanswered too long: tell the supervisor to reconnect."""
-        self._last_error = reason
-        self._connected.clear()
-        self._lost.set()
-        self._broken.set()
-
-    async def _control(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """A control request (HELLO, CONFIG), re-sent until answered while the link is open."""
-        req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True)
-        self._pending[msg["id"]] = req
-        try:
-            await self._send(req)
-            return await req.fut
-        finally:
-            self._forget(req)
-
-    async def _probe(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
-        """One heartbeat probe, sent once: the heartbeat counts the misses."""
-        req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True, retransmit=False)
-        req.ahead = self._ticks_in_flight  # its PONG waits behind those ticks: not link time
-        self._pending[msg["id"]] = req
-        try:
-            await self._send(req)
-            return await asyncio.wait_for(req.fut, timeout)
-        finally:
-            self._forget(req)
-
-    def _forget(self, req: InFlight) -> None:
-        self._pending.pop(req.msg["id"], None)
-        if req.timer is not None:
-            req.timer.cancel()
-            req.timer = None
 
     async def _handshake(self) -> None:
         reply = await self._control(messages.hello_request(self._next_id()))
@@ -581,30 +372,54 @@ class AsyncDevice:
         if self.cal is None:
             raise DeviceUnavailable(f"{self.id}: not connected yet (call open())")
         await self._wait_up(fail_fast)
-        codes = self.cal.encode(drive)
-        p = self.url.params
-        batch = len(drive)
-        ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
-        await self._slots.acquire()
-        rid = self._next_id()
-        msg = messages.run(rid, codes.tobytes(), batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
-                           self.cal.drive_width)
-        req = InFlight(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
-        self._ticks_in_flight += ticks
-        req.ahead = self._ticks_in_flight
-        self._pending[rid] = req
-        req.fut.add_done_callback(functools.partial(self._finished, req))
-        self._first_send = self._first_send or time.monotonic()
+        codes = self.cal.encode(drive).tobytes()
+        await self._slots.take()
+        req = self._new_run(codes, len(drive), fail_fast)
         if self.connected:
             await self._send(req)
         elif fail_fast:
             req.fut.set_exception(DeviceUnavailable(f"{self.id}: link down ({self._last_error})"))
         return req
 
+    def _new_run(self, codes: bytes, batch: int, fail_fast: bool) -> InFlight:
+        """The record of one RUN (its window slot taken), registered to receive its reply."""
+        assert self.cal is not None
+        p = self.url.params
+        ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
+        rid = self._next_id()
+        msg = messages.run(rid, codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
+                           self.cal.drive_width)
+        req = InFlight(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
+        self._ticks_in_flight += ticks
+        req.ahead = self._ticks_in_flight
+        self._pending[rid] = req
+        self._runs.append(req)
+        req.fut.add_done_callback(functools.partial(self._finished, req))
+        self._first_send = self._first_send or time.monotonic()
+        return req
+
+    def start(self, drive: np.ndarray, *, fail_fast: bool = False) -> InFlight | None:
+        """run_chunk's fast path, with no task and no await (call it on the loop): the RUN is sent before
+        this returns and `result(req)` reads its reply once `req.fut` is done. None where the request
+        has to take the long way (link down, window full, a link that sends only by awaiting, more
+        rows than one request carries): then call run() / run_chunk()."""
+        if (self.cal is None or not self.connected or not self.transport.sync_send or not 0 < len(drive) <= self.chunk_limit
+                or not self._slots.try_take()):  # fmt: skip
+            return None
+        req = self._new_run(self.cal.encode(drive).tobytes(), len(drive), fail_fast)
+        self._send_now(req)
+        return req
+
+    def result(self, req: InFlight) -> np.ndarray:
+        """The responses float32 [b, n_out] of a request `start` sent (its future done; raises its error)."""
+        return self._result(req, req.fut.result())
+
     def _finished(self, req: InFlight, _fut: object) -> None:
         self._forget(req)
         self._ticks_in_flight -= req.ticks
-        self._slots.release()
+        while self._runs and self._runs[0].fut.done():
+            self._runs.popleft()
+            self._slots.release()
 
     def _result(self, req: InFlight, reply: dict[str, Any]) -> np.ndarray:
         batch = req.msg["batch"]

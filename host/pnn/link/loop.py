@@ -76,3 +76,12 @@ def _shutdown() -> None:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(_cancel_all(), _loop).result(2.0)
         _loop.call_soon_threadsafe(_loop.stop)
+
+
+def call_soon(callback: Any, *args: Any) -> None:
+    """Run callback(*args) on the background loop soon (thread-safe; from the loop too)."""
+    loop = background_loop()
+    if threading.current_thread() is _thread:
+        loop.call_soon(callback, *args)
+    else:
+        loop.call_soon_threadsafe(callback, *args)

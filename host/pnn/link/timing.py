@@ -12,7 +12,9 @@ from the URL, the board's RESULTs, or measured round trips.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,14 +132,55 @@ class InFlight:
     """One request in flight: its message, the future its reply resolves, its timer and what sets it."""
 
     __slots__ = ("msg", "fut", "ticks", "ahead", "first", "sent", "tries", "expiries", "timer", "control", "fail_fast",
-                 "retransmit", "settled")
+                 "retransmit", "settled", "deadline")
 
     def __init__(self, msg: dict[str, Any], fut: asyncio.Future[dict[str, Any]], ticks: int = 0, *,
                  control: bool = False, fail_fast: bool = False, retransmit: bool = True) -> None:
         self.msg, self.fut, self.ticks = msg, fut, ticks
         self.ahead = ticks  # board ticks queued before its reply, its own included
-        self.first = self.sent = 0.0
+        self.first = self.sent = self.deadline = 0.0  # (deadline: when its timer runs out)
         self.tries = self.expiries = 0  # sends, and timer expiries (each doubles its next timeout)
         self.settled = 0  # its sends accounted for: by a frame they drew (damaged, an ERROR) or a timer expiry
         self.timer: asyncio.TimerHandle | None = None
         self.control, self.fail_fast, self.retransmit = control, fail_fast, retransmit
+
+
+class Window:
+    """The requests a board may have in flight: an asyncio.Semaphore that can also be taken without
+    awaiting (the fast path of a call from another thread takes its slot in one loop callback)."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody queues for it."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        """Take a slot, waiting in line for one."""
+        if self.try_take():
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut  # release() hands its slot over
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed a slot, then cancelled before taking it: pass it on
+            else:
+                fut.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1

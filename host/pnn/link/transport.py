@@ -21,6 +21,7 @@ class Transport(ABC):
 
     bad_frames: int = 0
     on_bad_frame: Callable[[], None] | None = None
+    sync_send: bool = False  # send_nowait works (the core then sends a new request without a task)
 
     def damaged(self) -> None:
         """A frame arrived damaged: count it and tell the core."""
@@ -35,6 +36,16 @@ class Transport(ABC):
     @abstractmethod
     async def send(self, msg: dict[str, Any]) -> None:
         """Send one message; raise LinkDown if the link is gone."""
+
+    def send_nowait(self, msg: dict[str, Any]) -> None:
+        """Send one message without waiting (only where `sync_send`); raise LinkDown if the link is gone."""
+        raise NotImplementedError(f"{type(self).__name__} sends only with `await send()`")
+
+    async def serve(self, deliver: Callable[[dict[str, Any]], None]) -> None:
+        """Hand each message to `deliver` until the link goes (LinkDown). A link that decodes as bytes
+        arrive overrides this to call `deliver` from there, saving a task wake-up per message."""
+        while True:
+            deliver(await self.recv())
 
     @abstractmethod
     async def recv(self) -> dict[str, Any]:
