@@ -34,7 +34,15 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_fast_resends_through_a_corrupting_cable_never_run_a_run_twice(tmp_path) -> None:
+@pytest.mark.parametrize(("faults", "link", "sign"), [
+    # requests pipelined 4 deep: damaged frames and replies that overtake re-send at once
+    (Faults(corrupt=3e-3, drop=0.005, duplicate=0.01, seed=4), "window=4", "fast_resends"),
+    # one request at a time through heavy corruption: it is re-sent when all its sends are answered
+    (Faults(corrupt=1e-2, drop=0.01, duplicate=0.02, seed=5), "window=1", "fast_resends"),
+    # one at a time, frames lost with no sign: the PING behind each RUN tells of the loss
+    (Faults(drop=0.15, duplicate=0.02, seed=6), "window=1", "probes"),
+], ids=["window4-corrupt", "window1-corrupt", "window1-silent-drops"])  # fmt: skip
+def test_fast_resends_through_a_corrupting_cable_never_run_a_run_twice(tmp_path, faults, link, sign) -> None:
     master, slave = os.openpty()
     tty.setraw(master)
     tty.setraw(slave)
@@ -45,17 +53,16 @@ def test_fast_resends_through_a_corrupting_cable_never_run_a_run_twice(tmp_path)
     os.close(slave)
     try:
         _wait_for(lambda: "serving" in log.read_text(errors="replace"), 15, "the firmware serves")
-        faults = Faults(corrupt=3e-3, drop=0.005, duplicate=0.01, seed=4)
         cable = FaultyCable(master, faults, tmp_path)
         try:
-            with connect(f"serial://{cable.path}?n_in=32&n_out=16&chunk=2&window=4&heartbeat=0") as board:
+            with connect(f"serial://{cable.path}?n_in=32&n_out=16&chunk=2&{link}&heartbeat=0") as board:
                 drive = torch.rand(240, 32, generator=torch.Generator().manual_seed(0))
                 for i in range(0, len(drive), 24):
                     board(drive[i : i + 24])
                 stats = board.stats()
         finally:
             cable.close()
-        assert stats["fast_resends"] > 0, "the corruption should have triggered fast re-sends"
+        assert stats[sign] > 0, f"the faults should have triggered {sign}: {stats}"
         os.write(master, b"\x00" + frame(packb(messages.repl(1))))  # a clean line now: the counts, please
         proc.wait(15)
         counts = log.read_text(errors="replace").split("counts ")[-1]

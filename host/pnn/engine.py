@@ -21,7 +21,7 @@ from torch import nn
 from .data import Task
 from .nets import PhysicalNet, TrainConfig
 from .pat import TwinSpec
-from .progress import progress
+from .progress import progress, system_status
 from .store import RunLog
 from .system import PhysicalSystem, as_twins
 
@@ -153,7 +153,8 @@ def fit(name: str, step: Step, cfg: TrainConfig, counter: Any = None, *, log: Ru
     rows = counter.rows if counter is not None else {}
     offset = {p: counted0[p] - rows.get(p, 0) for p in counted0}
     start = time.perf_counter()
-    bar = progress(range(first, cfg.epochs), f"training {name}", show=show_progress, initial=first)
+    bar = progress(range(first, cfg.epochs), f"training {name}", show=show_progress, initial=first,
+                   status=system_status(counter))
     try:
         for epoch in bar:
             net.use(step.train_bodies).train()

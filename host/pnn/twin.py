@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import twin_models
-from .progress import progress
+from .progress import progress, system_status
 from .store import DataStore
 from .system import PhysicalSystem, measure
 
@@ -128,7 +128,8 @@ def collect_sourced(
         old = store.load_extra("source")  # type: ignore[union-attr]
         if old is not None:
             sources.append(old)
-    for index in progress(range(done, n_chunks), "measuring twin data", show=show_progress, initial=done):
+    for index in progress(range(done, n_chunks), "measuring twin data", show=show_progress, initial=done,
+                          status=system_status(system)):
         size = min(chunk, n_samples - index * chunk)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
         if pairs is not None:

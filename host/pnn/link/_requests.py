@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pnn_protocol import errors, messages
 
 from .errors import DeviceError, LinkDown
-from .timing import BoardPace, InFlight, RetransmitTimer
+from .timing import BoardPace, InFlight, LossMeter, RetransmitTimer
 from .transport import Transport
 from .url import DeviceURL
 
@@ -41,6 +42,10 @@ class RequestTable:
     _pending: dict[int, InFlight]
     _rto: RetransmitTimer
     _pace: BoardPace
+    _loss: LossMeter
+    _replied_at: float
+    _ticks_in_flight: int
+    _next_id: Callable[[], int]
     _stats: dict[str, Any]
     _spawned: set[asyncio.Task[None]]
     _link_up: bool
@@ -78,8 +83,28 @@ class RequestTable:
             return
         try:
             await self.transport.send(req.msg)
+            if self._probes_pay(req):
+                await self.transport.send(self._tail_probe(req))
         except LinkDown as e:
             self._drop_link(e)
+
+    def _probes_pay(self, req: InFlight) -> bool:
+        return req.retransmit and not req.control and self._loss.probes_pay(req.deadline - req.sent)
+
+    def _tail_probe(self, req: InFlight) -> dict[str, Any]:
+        """A PING to send right behind the RUN `req`, on a link that loses requests or replies with no
+        sign: the board answers in order, so a PONG that overtakes the RESULT says the RUN or its RESULT
+        was lost, one round trip after the send instead of a whole timeout (see _overtaken). Sent only
+        while silent losses cost more waiting than probes cost the board: loss rate x timeout > PING time."""
+        loop = asyncio.get_running_loop()
+        probe = InFlight(messages.ping(self._next_id()), loop.create_future(), control=True, retransmit=False)
+        probe.ahead, probe.sent, probe.tries = self._ticks_in_flight, loop.time(), 1
+        self._pending[probe.msg["id"]] = probe
+        probe.fut.add_done_callback(lambda _f: self._forget(probe))
+        probe.first = -1.0  # (marks a tail probe: its answer measures what it cost, see _answered)
+        probe.timer = loop.call_at(req.deadline, self._forget, probe)  # unanswered by then: the RUN's timer's turn
+        self._stats["probes"] += 1
+        return probe.msg
 
     def _resend(self, req: InFlight) -> None:
         """Send `req` again, in a task: on the next turn of the loop, so that a reply already on its way
@@ -91,6 +116,8 @@ class RequestTable:
         if self._arm(req):
             try:
                 self.transport.send_nowait(req.msg)
+                if self._probes_pay(req):
+                    self.transport.send_nowait(self._tail_probe(req))
             except LinkDown as e:
                 self._drop_link(e)
 
@@ -105,9 +132,10 @@ class RequestTable:
         if req.retransmit:
             if req.timer is not None:
                 req.timer.cancel()
-            link = min(self.url["max_rto"], self._rto.rto * 2 ** min(req.expiries, 16))  # this request's backoff
-            deadline = req.sent + link + self._pace.seconds(req.ahead)
-            req.timer = loop.call_at(deadline, self._expire, req)
+            backoff = max(0, req.expiries - self._loss.free_expiries())  # this request's, past what losses explain
+            link = min(self.url["max_rto"], self._rto.rto * 2 ** min(backoff, 16))
+            req.deadline = req.sent + link + self._pace.seconds(req.ahead)
+            req.timer = loop.call_at(req.deadline, self._expire, req)
         return True
 
     def _expire(self, req: InFlight) -> None:
@@ -120,6 +148,8 @@ class RequestTable:
             self._drop_link(LinkDown(f"{self.id}: no reply to request {req.msg['id']} for {waited:.1f} s"))
             return
         req.expiries += 1
+        req.settled += 1  # deemed lost
+        self._loss.observe("silent")
         self._stats["retries"] += 1
         log.info("%s: no reply to request %d yet; re-sending (re-send %d)", self.id, req.msg["id"], req.expiries)
         self._resend(req)
@@ -128,7 +158,17 @@ class RequestTable:
         """A damaged frame reached this host: it was some request's reply, so re-send what is in flight."""
         self._resend_in_flight()
 
-    def _resend_in_flight(self) -> None:
+    def _drew(self, req: InFlight, now: float, timed: bool) -> None:
+        """A frame (its damaged reply; `timed` False: the board's quick BAD_CRC, which says nothing of
+        how long its reply takes) answered `req`. A control request (the HELLO) whose every earlier send
+        is accounted for drew it with its last send: that times a round trip, so that a lost HELLO is
+        waited out for the link's round trip, not the URL's whole `timeout` (RUNs keep Karn's rule:
+        their timers, of board time too, make a late reply likelier than a lost one)."""
+        if timed and req.control and req.settled == req.tries - 1:
+            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)  # (after an expiry: a guess)
+        req.settled += 1
+
+    def _resend_in_flight(self, timed: bool = True) -> None:
         """One frame was lost (damaged on its way here, or the board's BAD_CRC for one of ours): re-send
         one request, the one waiting longest since its last send (the board answers in order).
 
@@ -140,11 +180,16 @@ class RequestTable:
         if not self._link_up:
             return
         now = asyncio.get_running_loop().time()
+        self._loss.observe("damaged")
         recent = (self._rto.srtt or 0.0) / 2  # sent since the damaged frame could have left: not it
+        live = [r for r in self._pending.values()
+                if not r.fut.done() and r.retransmit and (r.control or self.connected)]  # fmt: skip
         oldest: InFlight | None = None
-        for req in self._pending.values():
-            if req.fut.done() or not req.retransmit or (not req.control and not self.connected):
-                continue
+        if len(live) == 1:  # (the HELLO, or window=1): the frame answers one of its sends
+            self._drew(live[0], now, timed)
+            if live[0].settled >= live[0].tries:  # else other sends of it are yet to be answered
+                oldest = live[0]
+        for req in live if len(live) > 1 else ():
             if now - req.sent >= recent and (oldest is None or req.sent < oldest.sent):
                 oldest = req
         if oldest is not None:
@@ -164,7 +209,7 @@ class RequestTable:
         if rid is None:
             self._stats["errors" if t == messages.ERROR else "stale"] += 1
             if t == messages.ERROR and msg.get("code") in _FRAME_ERRORS:
-                self._resend_in_flight()
+                self._resend_in_flight(timed=False)
             return
         req = self._pending.get(rid)
         if req is None:
@@ -175,6 +220,10 @@ class RequestTable:
             self._stats["errors"] += 1
             code = msg.get("code")
             if code in _FRAME_ERRORS:  # it arrived damaged: re-send it now
+                self._drew(req, asyncio.get_running_loop().time(), False)
+                self._loss.observe("damaged")
+                if req.settled < req.tries:
+                    return  # other sends of it are yet to be answered
                 self._stats["retries"] += 1
                 log.info("%s: request %d arrived damaged (%s); re-sending", self.id, rid, errors.name(code))
                 self._resend(req)
@@ -196,8 +245,15 @@ class RequestTable:
             total = now - req.sent  # = the link's round trip + the board's work queued ahead of the reply
             if req.ticks:
                 self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
-            self._rto.sample(total - req.ahead * self._pace.tick_s)
+            self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
             self._overtaken(req)
+        elif req.control and req.settled == req.tries - 1:  # (see _drew)
+            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)
+        if req.retransmit:  # (probes are no sends of their own: they would halve the measured rate)
+            self._loss.observe("ok")
+            self._replied_at = now
+        elif req.first < 0 and self._replied_at > req.sent:  # a tail probe behind a RUN answered meanwhile
+            self._loss.probe_cost(now - self._replied_at)
         req.fut.set_result(msg)
 
     def _overtaken(self, answered: InFlight) -> None:
@@ -205,7 +261,10 @@ class RequestTable:
         (it or its reply); re-send it now rather than wait out its timer (TCP's fast retransmit)."""
         for req in self._pending.values():
             if req is not answered and req.retransmit and not req.fut.done() and req.sent < answered.sent:
+                self._loss.observe("silent")
                 self._stats["fast_resends"] += 1
+                req.expiries = 0  # the link is alive (it just carried a later reply): no reason to back off
+                req.settled = req.tries  # its sends so far are deemed lost
                 self._resend(req)
 
     def _drop_link(self, reason: BaseException) -> None:
@@ -228,6 +287,7 @@ class RequestTable:
     async def _probe(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One heartbeat probe, sent once: the heartbeat counts the misses."""
         req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True, retransmit=False)
+        req.ahead = self._ticks_in_flight  # its PONG waits behind those ticks: not link time
         self._pending[msg["id"]] = req
         try:
             await self._send(req)

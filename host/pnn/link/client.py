@@ -11,7 +11,11 @@ What it guarantees:
   bounds) plus the board's time for the work queued ahead of its reply (see _timing).
 - Re-sends keep the id: the firmware's RESULT cache answers instead of running again, and the first
   reply per id is the only one used. A damaged frame (the board's BAD_CRC / BAD_FRAME / TOO_LONG with
-  id nil, or one this host receives) re-sends what is in flight at once (fast retransmit).
+  id nil, or one this host receives) re-sends what is in flight at once (fast retransmit); a lone
+  request (the HELLO, window=1) once every send of it drew its frame, so re-sends never multiply. A
+  link that loses frames with no sign gets a PING behind each RUN while that pays (_tail_probe).
+- The HELLO is timed by the frames it draws, so a lost one waits a round trip, not the URL's timeout;
+  timer expiries that the measured silent-loss rate explains do not back off (LossMeter).
 - Give-up is by time (`give_up`), never by a count: a request unanswered that long on a live link, or
   `probes` heartbeats unanswered in a row, declare the link down.
 - A link that drops is reopened with backoff; requests in flight are re-sent after the new HELLO
@@ -39,7 +43,7 @@ from pnn_protocol import errors, messages
 from ._requests import RequestTable
 from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
-from .timing import BoardPace, InFlight, RetransmitTimer, Window
+from .timing import BoardPace, InFlight, LossMeter, RetransmitTimer, Window
 from .transport import Transport
 from .url import DeviceURL
 
@@ -91,8 +95,10 @@ class AsyncDevice(RequestTable):
         self._ticks_in_flight = 0
         self._rto = RetransmitTimer(url["timeout"], url["min_rto"], url["max_rto"])
         self._pace = BoardPace(1.0 / url["rate"])
+        self._loss = LossMeter()
+        self._replied_at = 0.0  # loop time of the last reply to a request (a tail probe's cost is its lag)
         self._stats = dict(samples=0, requests=0, retries=0, fast_resends=0, duplicates=0, stale=0, errors=0,
-                           reconnects=0, reboots=0, busy_s=0.0, overruns=0)  # fmt: skip
+                           reconnects=0, reboots=0, busy_s=0.0, overruns=0, probes=0)  # fmt: skip
         self._first_send = self._last_reply = 0.0
 
     def _next_id(self) -> int:
@@ -357,7 +363,10 @@ class AsyncDevice(RequestTable):
             return
         if fail_fast:
             raise DeviceUnavailable(f"{self.id}: link down ({self._last_error})")
-        left = self.patience - (time.monotonic() - self._down_at) if self.down_since else self.url["reconnect"]
+        if self.down_since:
+            left = self.patience - (time.monotonic() - self._down_at)
+        else:  # a link dropped a moment ago (its outage clock not started yet) is an outage, not a first connect
+            left = self.patience if self.caps is not None else self.url["reconnect"]
         if not await self.wait_connected(left):
             raise self._fatal or self.outage_error()
 

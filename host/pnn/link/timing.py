@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +33,20 @@ class RetransmitTimer:
     hi: float
     srtt: float | None = None
     rttvar: float = 0.0
+    samples: int = 0
+    warmup: int = 8  # samples during which one under half the estimate starts it afresh (see `sample`)
 
-    def sample(self, rtt: float) -> None:
-        """A round trip measured on a request sent once (Karn's rule: never on a re-sent one)."""
+    def sample(self, rtt: float, *, fast_down: bool = False) -> None:
+        """A round trip measured on a request sent once (Karn's rule: never on a re-sent one).
+
+        fast_down: a sample under half the estimate starts it afresh (RFC 6298's first-sample rule),
+            as every sample does in the first `warmup`: the first exchanges on a fresh link carry
+            one-off costs (the board's first frame, the HELLO's long reply), and an estimate that took
+            a dozen samples to shed them would make each early loss wait several round trips too long.
+        """
         rtt = max(0.0, rtt)
-        if self.srtt is None:
+        self.samples += 1
+        if self.srtt is None or ((fast_down or self.samples <= self.warmup) and rtt < self.srtt / 2):
             self.srtt, self.rttvar = rtt, rtt / 2
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
@@ -82,18 +92,55 @@ class BoardPace:
         return 1.25 * ticks * self.tick_s
 
 
+@dataclass
+class LossMeter:
+    """How often a send is lost with no sign (only a timer's expiry, or a later reply overtaking it,
+    tells), smoothed over about the last `span` sends.
+
+    It sets how many timer expiries in a row the link's losses alone explain (no backoff for
+    those: re-sending into a noisy line that answers in time is no congestion), and whether a probe
+    behind each request pays (see AsyncDevice._tail_probe).
+    """
+
+    span: int = 16
+    silent: float = 0.0
+    probe_s: float = 0.0  # what a probe costs: its PONG's lag behind the RESULT it trailed (the board's PING work)
+
+    def observe(self, outcome: str) -> None:
+        """One send's outcome: "ok" (answered intact), "damaged" (a damaged frame said so), "silent"."""
+        self.silent += (float(outcome == "silent") - self.silent) / self.span
+
+    def probe_cost(self, seconds: float) -> None:
+        """A PONG arrived `seconds` after the RESULT of the RUN it trailed."""
+        seconds = max(0.0, seconds)
+        self.probe_s = seconds if not self.probe_s else 0.875 * self.probe_s + 0.125 * seconds
+
+    def probes_pay(self, timeout: float) -> bool:
+        """Whether a probe behind a request saves more waiting (silent losses x `timeout`) than it costs."""
+        return self.silent * timeout > self.probe_s
+
+    def free_expiries(self, chance: float = 0.01) -> int:
+        """Timer expiries in a row that silent losses at this rate explain more often than `chance`: the
+        first backoff comes after them. A rate past one half is no noisy line but a board that stopped
+        answering: it backs off after log2(1 / chance) expiries, rounded down (6 at 1%)."""
+        if self.silent <= 0.0:
+            return 0
+        return int(math.log(chance) / math.log(min(self.silent, 0.5)))
+
+
 class InFlight:
     """One request in flight: its message, the future its reply resolves, its timer and what sets it."""
 
     __slots__ = ("msg", "fut", "ticks", "ahead", "first", "sent", "tries", "expiries", "timer", "control", "fail_fast",
-                 "retransmit")
+                 "retransmit", "settled", "deadline")
 
     def __init__(self, msg: dict[str, Any], fut: asyncio.Future[dict[str, Any]], ticks: int = 0, *,
                  control: bool = False, fail_fast: bool = False, retransmit: bool = True) -> None:
         self.msg, self.fut, self.ticks = msg, fut, ticks
         self.ahead = ticks  # board ticks queued before its reply, its own included
-        self.first = self.sent = 0.0
+        self.first = self.sent = self.deadline = 0.0  # (deadline: when its timer runs out)
         self.tries = self.expiries = 0  # sends, and timer expiries (each doubles its next timeout)
+        self.settled = 0  # its sends accounted for: by a frame they drew (damaged, an ERROR) or a timer expiry
         self.timer: asyncio.TimerHandle | None = None
         self.control, self.fail_fast, self.retransmit = control, fail_fast, retransmit
 
