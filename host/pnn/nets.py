@@ -249,10 +249,18 @@ def _first_twin(twin: TwinSpec) -> nn.Module:
     return next(iter(as_twins(twin).values()))
 
 
-def _on_the_fly_norms(net: PhysicalNet, n_out: int, depth: int) -> None:
+# The linear baseline's layer slots return its clipped drives unchanged: no readout noise keeps a feature's
+# variance up, so a drive entry clipped in most images has a variance near 1e-7, BatchNorm (eps 1e-5)
+# scales it ~300x, and at test time (running statistics) its small offsets swamp the readout: a 3-layer
+# linear net fell to chance. An eps near the physical responses' own variance (0.005-0.03 on the
+# simulated systems) bounds that; physical and digital bodies keep torch's default.
+_LINEAR_BN_EPS = 1e-2
+
+
+def _on_the_fly_norms(net: PhysicalNet, n_out: int, depth: int, eps: float = 1e-5) -> None:
     # A digital layer's output scale moves as it learns (and the drive's scale is not a twin's), so
     # it is standardised on the fly; BatchNorm without affine adds no parameters.
-    net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False) for _ in range(depth))
+    net.norms = nn.ModuleList(nn.BatchNorm1d(n_out, affine=False, eps=eps) for _ in range(depth))
 
 
 def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec | None, cfg: TrainConfig) -> tuple[PhysicalNet, list, list]:
@@ -263,7 +271,7 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     if trainer == "digital":
         return net, list(net.digital), list(net.digital)
     if trainer == "linear":
-        _on_the_fly_norms(net, cfg.passes * n_out, cfg.depth)
+        _on_the_fly_norms(net, cfg.passes * n_out, cfg.depth, eps=_LINEAR_BN_EPS)
         bodies = [Unphysical(n_in, n_out)] * cfg.depth
         return net, bodies, bodies
     if cfg.norm == "batch":  # running statistics of what the layer really returns (PAT: the system's)
