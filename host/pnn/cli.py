@@ -422,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     show_logs(args.verbose)
     from rich.console import Console
 
-    # Long paths stay on one line (greppable); tables get 120 columns when stdout is not a terminal.
-    console = Console(soft_wrap=True, width=shutil.get_terminal_size((120, 24)).columns)
+    # Long paths stay on one line (greppable); tables get 200 columns when stdout is not a terminal (a log).
+    console = Console(soft_wrap=True, width=shutil.get_terminal_size((200, 24)).columns)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
