@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Self
 
 import torch
 from torch import nn
@@ -150,7 +150,22 @@ def _data_width(cfg: TrainConfig, n_from: int, n_in: int) -> int:
     return n_in // 2 if cfg.mix else n_from
 
 
-class PhysicalNet(nn.Module):
+class LayerSlots(nn.Module):
+    """A network with one slot per layer for what runs there (the system, a twin, a digital body): `use` fills them."""
+
+    bodies: list[Callable[[torch.Tensor], torch.Tensor]]
+
+    def n_slots(self) -> int:
+        raise NotImplementedError  # each network says how many layers it has
+
+    def use(self, bodies: list[Callable[[torch.Tensor], torch.Tensor]]) -> Self:
+        if len(bodies) != self.n_slots():
+            raise ValueError(f"need {self.n_slots()} layer bodies, got {len(bodies)}")
+        self.bodies = bodies
+        return self
+
+
+class PhysicalNet(LayerSlots):
     """Encoders, standardisers and a readout; the layer slots are filled by `use(bodies)`.
 
     With `digital`, the net also owns a trainable Linear + tanh per layer (`self.digital`, the
@@ -186,11 +201,8 @@ class PhysicalNet(nn.Module):
             _on_the_fly_norms(self, k * n_out, cfg.depth)
         self.bodies: list[Callable[[torch.Tensor], torch.Tensor]] = []
 
-    def use(self, bodies: list[Callable[[torch.Tensor], torch.Tensor]]) -> PhysicalNet:
-        if len(bodies) != len(self.encoders):
-            raise ValueError(f"need {len(self.encoders)} layer bodies, got {len(bodies)}")
-        self.bodies = bodies
-        return self
+    def n_slots(self) -> int:
+        return len(self.encoders)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.input_norm(x)

@@ -32,11 +32,11 @@ from torch import nn
 
 from ..data import Task
 from ..engine import Step
-from ..nets import AffineEncoder, Standardise, TrainConfig
+from ..nets import AffineEncoder, LayerSlots, Standardise, TrainConfig
 from ..system import PhysicalSystem, measure
 
 
-class ForwardForwardNet(nn.Module):
+class ForwardForwardNet(LayerSlots):
     """(frozen encoder -> physical layer -> BatchNorm -> Linear + ReLU) x depth; logits = goodness per label.
 
     Has `use(bodies)` like `nets.PhysicalNet`, so the one loop fills its layer slots the same way.
@@ -58,11 +58,8 @@ class ForwardForwardNet(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(n_out, n_in) for _ in widths)
         self.bodies: list[Callable[[torch.Tensor], torch.Tensor]] = []
 
-    def use(self, bodies: list[Callable[[torch.Tensor], torch.Tensor]]) -> ForwardForwardNet:
-        if len(bodies) != len(self.layers):
-            raise ValueError(f"need {len(self.layers)} layer bodies, got {len(bodies)}")
-        self.bodies = bodies
-        return self
+    def n_slots(self) -> int:
+        return len(self.layers)
 
     def activities(self, x: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
         """Each layer's activity for inputs x with `labels` embedded; no gradient crosses a layer."""
