@@ -400,7 +400,7 @@ class _Stderr(logging.StreamHandler):
 
     @stream.setter
     def stream(self, value: object) -> None:
-        pass
+        pass  # StreamHandler.__init__ assigns a stream; this handler always writes to the current sys.stderr
 
 
 _LOG_HANDLER = _Stderr()

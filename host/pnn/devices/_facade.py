@@ -52,7 +52,10 @@ class _SyncSystem:
         raise NotImplementedError
 
     async def _measure_recorded(self, drive: np.ndarray) -> tuple[torch.Tensor, list[str]]:
-        response, sources = await self._measure(drive)
+        return self._recorded(drive, *await self._measure(drive))
+
+    def _recorded(self, drive: np.ndarray, response: np.ndarray, sources: list[str]) -> tuple[torch.Tensor, list[str]]:
+        """A measurement as the caller gets it, recorded first (both paths, the fast one and the coroutine)."""
         if self._recorder is not None:
             self._recorder.record(drive, response, sources)
         return torch.from_numpy(response), sources
@@ -89,16 +92,13 @@ class _SyncSystem:
             out.cancel()
             return
         try:
-            response = self.aio.result(req)
-            sources = [self.id] * len(drive)  # type: ignore[attr-defined]  (only Device has a fast path)
-            if self._recorder is not None:
-                self._recorder.record(drive, response, sources)
+            result = self._recorded(drive, self.aio.result(req), [self.id] * len(drive))  # type: ignore[attr-defined]  (only Device has a fast path)
         except BaseException as e:  # noqa: BLE001 - every failure goes to the caller
             if out.set_running_or_notify_cancel():
                 out.set_exception(e)
             return
         if out.set_running_or_notify_cancel():  # False: the caller cancelled it meanwhile
-            out.set_result((torch.from_numpy(response), sources))
+            out.set_result(result)
 
     def run_with_sources(self, drive: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
         """Measure `drive` float [B, n_in]; returns float32 [B, n_out] and each row's device id."""
