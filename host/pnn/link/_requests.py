@@ -164,9 +164,14 @@ class RequestTable:
         is accounted for drew it with its last send: that times a round trip, so that a lost HELLO is
         waited out for the link's round trip, not the URL's whole `timeout` (RUNs keep Karn's rule:
         their timers, of board time too, make a late reply likelier than a lost one)."""
-        if timed and req.control and req.settled == req.tries - 1:
-            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)  # (after an expiry: a guess)
+        if timed:
+            self._time_control(req, now)
         req.settled += 1
+
+    def _time_control(self, req: InFlight, now: float) -> None:
+        """A round trip from a control request's last send, when its every earlier send is accounted for."""
+        if req.control and req.settled == req.tries - 1:
+            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)  # (after an expiry: a guess)
 
     def _resend_in_flight(self, timed: bool = True) -> None:
         """One frame was lost (damaged on its way here, or the board's BAD_CRC for one of ours): re-send
@@ -247,8 +252,8 @@ class RequestTable:
                 self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
             self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
             self._overtaken(req)
-        elif req.control and req.settled == req.tries - 1:  # (see _drew)
-            self._rto.sample(now - req.sent, fast_down=req.expiries == 0)
+        else:
+            self._time_control(req, now)
         if req.retransmit:  # (probes are no sends of their own: they would halve the measured rate)
             self._loss.observe("ok")
             self._replied_at = now
