@@ -43,6 +43,15 @@ def board_file(folder: Path, **overrides: object) -> str:
     return str(path)
 
 
+def wait_for(predicate, timeout: float, what: str) -> None:
+    """Poll `predicate` until it holds; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.02)
+
+
 def kill(sim) -> None:
     """SIGKILL the board's process (no goodbye: like pulling its power)."""
     if sim.proc.poll() is None:

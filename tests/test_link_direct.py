@@ -14,17 +14,10 @@ import time
 import pytest
 import torch
 from _fixtures import CountingFirmware, board_file
+from _fixtures import wait_for as _wait_for
 
 from pnn.devices import connect
 from pnn.testing.faults import Faults, FaultyCable
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

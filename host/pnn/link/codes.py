@@ -136,12 +136,14 @@ class Calibration:
         return cls(caps.dac_bits, caps.adc_bits, p.get("dac_lo"), p.get("dac_hi"), p.get("adc_lo"), p.get("adc_hi"),
                    caps.drive_width)
 
-    def encode(self, drive: np.ndarray) -> np.ndarray:
-        """float drive [B, n] (clipped to [0, 1]) -> DAC codes, rounded to the nearest code, in the wire's
-        dtype: uint16 little-endian, or uint8 when drive_width is 1 (its .tobytes() is RUN's drive)."""
+    def encode(self, drive: np.ndarray, *, clipped: bool = False) -> np.ndarray:
+        """float drive [B, n] (clipped to [0, 1]; `clipped`: it is already) -> DAC codes, rounded to the
+        nearest code, in the wire's dtype: uint16 little-endian, or uint8 when drive_width is 1 (its
+        .tobytes() is RUN's drive)."""
         # (ufuncs in place: np.clip's Python wrapper costs more than the arithmetic on a 256-sample drive)
-        codes = np.minimum(np.maximum(drive, 0.0), 1.0)
-        codes *= self.dac_hi - self.dac_lo
+        codes = drive * (self.dac_hi - self.dac_lo) if clipped else np.minimum(np.maximum(drive, 0.0), 1.0)
+        if not clipped:
+            codes *= self.dac_hi - self.dac_lo
         codes += self.dac_lo
         np.rint(codes, out=codes)
         return np.minimum(np.maximum(codes, 0, out=codes), self.dac_top, out=codes).astype(self._dtype)

@@ -69,15 +69,16 @@ class DirectPath:
         return isinstance(dev.transport, SerialTransport)
 
     def run(self, drive: np.ndarray) -> np.ndarray | None:
-        """Measure `drive` float32 [b, n_in] on this thread: responses float32 [b, n_out], or None
-        (nothing sent) where the loop's way must take it: a link down or busy, more rows than one
-        request carries, probes that pay, a call from the loop's own thread or beside another one."""
+        """Measure `drive` float32 [b, n_in] (clipped to [0, 1] already) on this thread: responses
+        float32 [b, n_out], or None (nothing sent) where the loop's way must take it: a link down or
+        busy, more rows than one request carries, probes that pay, a call from the loop's own thread
+        or beside another one."""
         dev = self.dev
         if (dev.cal is None or not dev.connected or dev._pending or not 0 < len(drive) <= dev.chunk_limit
                 or _loop.on_loop_thread() or not self._one.acquire(blocking=False)):  # fmt: skip
             return None
         try:
-            msg, ticks = dev.run_message(dev.cal.encode(drive).tobytes(), len(drive))
+            msg, ticks = dev.run_message(dev.cal.encode(drive, clipped=True).tobytes(), len(drive))
             if dev._loss.probes_pay(dev._rto.rto + dev._pace.seconds(ticks)):
                 return None  # silent losses: the loop's tail probes find them sooner than a timer
             req = InFlight(msg, None, ticks)  # type: ignore[arg-type]  (adopt gives it a future)
@@ -137,7 +138,10 @@ class DirectPath:
                 resend = True
                 continue
             try:
-                if not select.select([fd], [], [], req.deadline - now)[0]:
+                ready = select.select([fd], [], [], req.deadline - now)[0]
+                if not self.transport.lent:  # the loop closed the port meanwhile: its number may be reused
+                    return LinkDown(f"{self.transport.path}: closed during the call")
+                if not ready:
                     continue
                 chunk = os.read(fd, 65536)
             except BlockingIOError:

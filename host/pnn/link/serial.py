@@ -127,6 +127,11 @@ class SerialTransport(Transport):
         return True
 
     @property
+    def lent(self) -> bool:
+        """Whether the port is lent to a caller's thread (False under a direct call: it is closing)."""
+        return self._lent
+
+    @property
     def decoder(self) -> FrameDecoder:
         """The frame decoder (its partial frame carries over between the loop's reads and a direct call's)."""
         return self._decoder
