@@ -129,6 +129,8 @@ class Calibration:
         self.adc_hi = self.adc_top if adc_hi is None else adc_hi
         if self.dac_hi == self.dac_lo or self.adc_hi == self.adc_lo:
             raise CapabilityError("calibration needs distinct lo and hi codes")
+        # both DAC ends are codes the DAC has: a drive in [0, 1] rounds to one too (no clip to do)
+        self._inside = 0 <= min(self.dac_lo, self.dac_hi) and max(self.dac_lo, self.dac_hi) <= self.dac_top
 
     @classmethod
     def for_device(cls, caps: Capabilities, url: DeviceURL) -> Calibration:
@@ -146,7 +148,9 @@ class Calibration:
             codes *= self.dac_hi - self.dac_lo
         codes += self.dac_lo
         np.rint(codes, out=codes)
-        return np.minimum(np.maximum(codes, 0, out=codes), self.dac_top, out=codes).astype(self._dtype)
+        if not self._inside:
+            np.minimum(np.maximum(codes, 0, out=codes), self.dac_top, out=codes)
+        return codes.astype(self._dtype)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """uint16 ADC codes -> float32 responses (full-scale fractions after calibration)."""
