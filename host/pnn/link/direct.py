@@ -53,7 +53,7 @@ class DirectPath:
     """The caller's-thread path of one AsyncDevice on a serial port (see the module's docstring).
 
     Attributes:
-        calls: calls it served (the others took the loop's way).
+        calls: calls it served (the others took the loop's way). resends: its re-sends of them.
     """
 
     def __init__(self, dev: AsyncDevice) -> None:
@@ -61,7 +61,7 @@ class DirectPath:
         self.transport: SerialTransport = dev.transport  # type: ignore[assignment]  (supported() checked it)
         self._one = threading.Lock()  # one call at a time: a second thread's call takes the loop's way
         self._ask = True  # False: the loop just refused to lend the port; the next call does not ask
-        self.calls = 0
+        self.calls = self.resends = 0
 
     @staticmethod
     def supported(dev: AsyncDevice) -> bool:
@@ -121,6 +121,7 @@ class DirectPath:
         dev, data, resend = self.dev, frame(wire.encode(req.msg)), True
         while True:
             if resend:
+                self.resends += req.tries > 0
                 self._arm(req)
                 if (failed := self._write(fd, data)) is not None:
                     return failed
