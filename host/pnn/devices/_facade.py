@@ -26,9 +26,11 @@ from ._pool import AsyncPool
 def _as_drive(drive: Any, n_in: int) -> np.ndarray:
     """float32 [B, n_in] in [0, 1] (the DAC saturates), or a ValueError saying what was expected."""
     if isinstance(drive, torch.Tensor):
-        if drive.dtype != torch.float32 or drive.device.type != "cpu":
-            drive = drive.to("cpu", torch.float32)
-        array = drive.detach().numpy()
+        try:  # a CPU tensor that needs no grad: its memory, in one call (each torch call costs a few us)
+            array = drive.numpy()
+        except (RuntimeError, TypeError):  # needs grad, lives on a GPU, or has no numpy dtype (bfloat16)
+            array = drive.detach().to("cpu", torch.float32).numpy()
+        array = array.astype(np.float32, copy=False)
     elif isinstance(drive, np.ndarray):
         array = drive.astype(np.float32, copy=False)
     else:
