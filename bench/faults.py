@@ -18,7 +18,8 @@ a noisy board one request at a time, so a RUN run twice would shift its noise st
     60 and 300 s, on a pty (which stays open, as a board that browns out behind its USB hub) and on
     MQTT (the board offline, the broker up), and the broker gone as long; each run must finish (exit 0)
     with every row: its metric rows once each, its twin data whole, and the rows the board returned equal
-    to those the run asked for (a row lost or delivered twice shows there); the stall runs from the
+    to those the run asked for (a row lost or delivered twice shows there), and print no asyncio noise
+    ("never retrieved", "destroyed but it is pending") nor a traceback; the stall runs from the
     outage's start to the client's "link back" log line (the run's own total time is too noisy on a
     shared machine to difference).
 Columns: lost (rows a call failed to return), wrong (rows not bit-equal to the fault-free run), extra
@@ -225,6 +226,7 @@ epochs = 1
 batch_size = 64
 """
 TRAIN_LINK = "n_in=64&n_out=16&heartbeat=0.5"
+NOISE = ("never retrieved", "was destroyed but it is pending", "Traceback")  # what a clean run never prints
 
 
 def train_run(folder: Path, url: str, outage: Callable[[], None] | None) -> dict:
@@ -260,7 +262,7 @@ def train_run(folder: Path, url: str, outage: Callable[[], None] | None) -> dict
     timer.join()
     stall = (max(back) - began[0]) if began and back else float("nan")
     return {"rc": proc.returncode, "seconds": time.perf_counter() - start, "stall_s": stall,
-            "tail": "".join(lines).strip()[-300:]} | run_rows(runs)  # fmt: skip
+            "tail": "".join(lines).strip()[-300:], "noise": sum(any(n in line for n in NOISE) for line in lines)} | run_rows(runs)  # fmt: skip
 
 
 def run_rows(runs: Path) -> dict:
@@ -334,6 +336,7 @@ def outage_row(name: str, down: float, run: dict) -> dict:
             "stall_s": run["stall_s"], "stall_beyond_outage_s": run["stall_s"] - down,
             **{k: run[k] for k in ("metric_rows", "duplicate_rows", "twin_rows", "returned", "asked")},
             "rows_whole": run["metric_rows"] > 0 and run["duplicate_rows"] == 0 and run["returned"] == run["asked"],
+            "noise_lines": run["noise"],
             "tail": run["tail"] if run["rc"] else ""}  # fmt: skip
 
 
@@ -406,7 +409,7 @@ def main() -> None:
     bad = sum(r["lost"] + r["wrong"] + r["extra"] for r in report.get("interruptions", []))
     bad += sum(not r["meets_goal"] for part in ("serial", "mqtt") for r in report.get(part, []) if r["goal_x"])
     bad += sum(r["lost"] + r["wrong"] + r["extra"] for part in ("serial", "mqtt") for r in report.get(part, []))
-    bad += sum(not (r["finished"] and r["rows_whole"]) for r in report.get("outages", []))
+    bad += sum(not (r["finished"] and r["rows_whole"]) or r["noise_lines"] for r in report.get("outages", []))
     fuzzed = report.get("fuzz")
     if bad or (fuzzed and (fuzzed["host"]["crashes"] or fuzzed["firmware"]["crashes"])):
         sys.exit(1)  # every rate tolerated within its goal, every interruption and outage survived, no crash
@@ -435,13 +438,14 @@ def show(report: dict) -> None:
     if "outages" in report:
         table = Table(title="(e) outages mid-`pnn train` (PAT, 1 epoch, firmware on a pty / through mosquitto)")
         for col in ("scenario", "finished", "run s", "stall s", "stall beyond the outage s", "metric rows (repeated)",
-                    "twin rows", "rows returned / asked"):  # fmt: skip
+                    "twin rows", "rows returned / asked", "asyncio noise lines"):  # fmt: skip
             table.add_column(col, justify="left" if col == "scenario" else "right")
         for r in report["outages"]:
             table.add_row(r["scenario"], "yes" if r["finished"] else f"NO (exit {r['rc']})", f"{r['seconds']:.1f}",
                           f"{r['stall_s']:.1f}", f"{r['stall_beyond_outage_s']:.1f}",
                           f"{r['metric_rows']} ({r['duplicate_rows']})", str(r["twin_rows"]),
-                          f"{r['returned']} / {r['asked']}{'' if r['returned'] == r['asked'] else ' MISMATCH'}")  # fmt: skip
+                          f"{r['returned']} / {r['asked']}{'' if r['returned'] == r['asked'] else ' MISMATCH'}",
+                          str(r["noise_lines"]))  # fmt: skip
         console.print(table)
     if "fuzz" in report:
         fuzz.print_table(report["fuzz"])
