@@ -281,6 +281,12 @@ class AsyncDevice(RequestTable):
         if self.boot is not None and boot is not None and boot != self.boot:
             why = f"boot id {self.boot!r} -> {boot!r}"
         self.hello, self.caps, self.cal, self.boot = reply, caps, Calibration.for_device(caps, self.url), boot
+        window, lowered = caps.window_for(self.url["window"], self.chunk_limit, self.n_out)
+        if window != self.window:  # (said once: a reconnect to the same board keeps it)
+            if lowered:
+                log.warning("%s: %s", self.id, lowered)
+            self.window = window
+            self._slots.resize(window)
         if self.settings and boot is None and not why and self._stats["requests"]:
             # no boot id to tell by: a board back at its default settings has rebooted while we were away
             with contextlib.suppress(LinkDown):
