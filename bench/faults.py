@@ -416,7 +416,7 @@ def main() -> None:
 
 
 def show(report: dict) -> None:
-    console = Console(width=max(Console().width, 160))
+    console = Console(width=max(Console().width, 200))  # (e) has nine columns: one line a row in a log file
     for part, title in (("serial", "(a) pty cable: corruption per byte + 1% drops + 1% duplicates, both ways"),
                         ("mqtt", "(b) MQTT: corruption + 1% drops, duplicates, reordering, delays"),
                         ("interruptions", "(c) interruptions mid-run")):  # fmt: skip
