@@ -21,6 +21,7 @@ from pnn.link.client import make_device
 from pnn.link.errors import DeviceUnavailable
 from pnn.link.sim import SimTransport
 from pnn.link.url import parse_url
+from pnn_protocol import frame
 
 URL = "sim://electronic?n_in=4&n_out=2&max_rto=0.5&heartbeat=0"
 
@@ -116,3 +117,52 @@ def test_a_request_waiting_through_an_outage_ends_with_close() -> None:
     _closes_in_time(dev)
     with pytest.raises(DeviceUnavailable, match="closed"):
         future.result(timeout=30)
+
+
+class _Quiet(SimTransport):
+    """A link that stays open and silent: what FaultyTransport wraps here (only its own tasks matter)."""
+
+    async def open(self) -> None:
+        self._hold = asyncio.get_running_loop().create_future()
+
+    async def send(self, msg) -> None:
+        pass
+
+    async def recv(self) -> dict:
+        await self._hold
+        return {}
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_cancellation_that_meets_a_wake_up_is_never_lost() -> None:
+    """Python 3.11's asyncio.wait_for drops a cancellation that lands as the awaited thing completes, so a
+    loop around one (the fault injector's pump, the heartbeat's probe) could outlive its cancel and hang
+    close() for good. Cancel the pump at each step of a wake-up in turn: every close must end."""
+    from pnn.testing.faults import Faults, FaultyTransport
+
+    async def one(turns: int) -> bool:
+        link = FaultyTransport(_Quiet(parse_url(URL)), Faults(delay=1.0, delay_s=600))
+        await link.open()
+        link._to_host.inj.push(frame(b"late"), time.monotonic())  # due in 600 s: the pump's wait has a timeout
+        link._to_host.wake.set()
+        for _ in range(8):
+            await asyncio.sleep(0)  # the pump waits for it now, 600 s at most
+        link._to_host.wake.set()  # a wake-up: the cancellation below meets it at step `turns`
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        tasks = list(link._tasks)
+        for task in tasks:  # what close() does first; then it waits for them
+            task.cancel()
+        _, survived = await asyncio.wait(tasks, timeout=5.0)
+        for task in survived:  # (cancelled again: so that this test itself leaves nothing running)
+            task.cancel()
+        await asyncio.wait(tasks, timeout=5.0)
+        await link.close()
+        return not survived
+
+    async def every() -> list[int]:
+        return [turns for turns in range(6) if not await one(turns)]
+
+    assert asyncio.run(every()) == [], "close() hung: a cancellation was lost at these steps"
