@@ -1,7 +1,7 @@
 """Fault tolerance: how much damage the links take with no sample lost, corrupted or duplicated, at what cost.
 
 Run: nice -n 15 python bench/faults.py [--rows 480] [--repeats 3] [--host-frames 1000000] [--firmware-frames 10000] [--quick]
-                                       [--parts abcde] [--outages 2,15,60,300]
+                                       [--parts abcde] [--outages 2,15,60,300] [--outage-of pty,mqtt,broker]
 Prints tables and writes bench/results/faults.json.
 
 Every scenario measures the same drives on a board of the same seed as a fault-free run and compares the
@@ -15,9 +15,13 @@ a noisy board one request at a time, so a RUN run twice would shift its noise st
     drive alone), the broker restarted mid-run, the USB cable unplugged for 0.3 s mid-run.
 (d) bench/fuzz.py: the host decoder with 1M mutated frames, the firmware with 10k malformed frames.
 (e) outages mid-`pnn train` (a real CLI run, PAT on the firmware): the board's firmware gone for 2, 15,
-    60 and 300 s (the pty stays open, as a board that browns out behind its USB hub) and the broker
-    gone as long; each run must finish (exit 0); the stall runs from the outage's start to the client's
-    "link back" log line (the run's own total time is too noisy on a shared machine to difference).
+    60 and 300 s, on a pty (which stays open, as a board that browns out behind its USB hub) and on
+    MQTT (the board offline, the broker up), and the broker gone as long; each run must finish (exit 0)
+    with every row: its metric rows once each, its twin data whole, and the rows the board returned equal
+    to those the run asked for (a row lost or delivered twice shows there), and print no asyncio noise
+    ("never retrieved", "destroyed but it is pending") nor a traceback; the stall runs from the
+    outage's start to the client's "link back" log line (the run's own total time is too noisy on a
+    shared machine to difference).
 Columns: lost (rows a call failed to return), wrong (rows not bit-equal to the fault-free run), extra
 (rows the board counted beyond those asked: double measurements), retries, the board's ERROR answers, the
 frames each direction lost, and the time against the fault-free run. "Tolerated" means lost = wrong = extra
@@ -222,6 +226,7 @@ epochs = 1
 batch_size = 64
 """
 TRAIN_LINK = "n_in=64&n_out=16&heartbeat=0.5"
+NOISE = ("never retrieved", "was destroyed but it is pending", "Traceback")  # what a clean run never prints
 
 
 def train_run(folder: Path, url: str, outage: Callable[[], None] | None) -> dict:
@@ -257,7 +262,24 @@ def train_run(folder: Path, url: str, outage: Callable[[], None] | None) -> dict
     timer.join()
     stall = (max(back) - began[0]) if began and back else float("nan")
     return {"rc": proc.returncode, "seconds": time.perf_counter() - start, "stall_s": stall,
-            "tail": "".join(lines).strip()[-300:]}  # fmt: skip
+            "tail": "".join(lines).strip()[-300:], "noise": sum(any(n in line for n in NOISE) for line in lines)} | run_rows(runs)  # fmt: skip
+
+
+def run_rows(runs: Path) -> dict:
+    """What a finished run folder holds: metric rows (and how many repeat a trainer, seed and epoch), twin-data
+    rows, and the rows its boards returned against those its last metric row says it asked for."""
+    from pnn.store import DataStore, RunLog
+
+    folders = sorted(runs.glob("*/metrics.jsonl"))
+    if not folders:
+        return {"metric_rows": 0, "duplicate_rows": 0, "twin_rows": 0, "returned": 0, "asked": 0}
+    folder = folders[-1].parent
+    rows = RunLog(folder).rows()
+    keys = {(r.get("trainer"), r.get("seed"), r.get("epoch")) for r in rows}
+    devices = json.loads((folder / "devices.json").read_text()) if (folder / "devices.json").exists() else {}
+    asked = int(rows[-1].get("queries", 0) + rows[-1].get("eval_queries", 0)) if rows else 0
+    return {"metric_rows": len(rows), "duplicate_rows": len(rows) - len(keys), "twin_rows": len(DataStore(folder / "twin-data")),
+            "returned": sum(int(d.get("samples", 0)) for d in devices.values()), "asked": asked}  # fmt: skip
 
 
 def outage_series(folder: Path, url: str, what: str, stop: Callable[[], None], start: Callable[[], None],
@@ -275,10 +297,10 @@ def outage_series(folder: Path, url: str, what: str, stop: Callable[[], None], s
     return rows
 
 
-def outages(folder: Path, board: str, lengths: list[float], which: str) -> list[dict]:
-    """(e): a board's firmware and/or the broker gone for each of `lengths` seconds mid-`pnn train`."""
+def outages(folder: Path, board: str, lengths: list[float], which: list[str]) -> list[dict]:
+    """(e): a board's firmware (on a pty, on MQTT) or the broker gone for each of `lengths` seconds mid-`pnn train`."""
     rows: list[dict] = []
-    if which in ("board", "both"):
+    if "pty" in which:
         fw, master = fuzz.serial_firmware(11, board)
         cable = FaultyCable(master, Faults(), folder)
         try:
@@ -288,23 +310,33 @@ def outages(folder: Path, board: str, lengths: list[float], which: str) -> list[
             cable.close()
             fw.close()
             os.close(master)
-    if which in ("broker", "both"):
-        broker = Broker(folder)
-        broker.start()
-        fw = fuzz.Firmware(["--mqtt", f"{broker.host}:{broker.port}", "--id", "trainee", "--seed", "12", "--board",
-                            board], "online as")  # fmt: skip
-        try:
-            rows += outage_series(folder, f"mqtt://{broker.host}:{broker.port}/trainee?{TRAIN_LINK}", "broker (MQTT)",
-                                  broker.stop, broker.start, lengths)  # fmt: skip
-        finally:
-            fw.close()
-            broker.stop()
+    for part, what in (("mqtt", "board firmware (MQTT)"), ("broker", "broker (MQTT)")):
+        if part in which:
+            rows += mqtt_outages(folder, board, lengths, what, broker_goes=part == "broker")
     return rows
+
+
+def mqtt_outages(folder: Path, board: str, lengths: list[float], what: str, broker_goes: bool) -> list[dict]:
+    """(e) on MQTT: the broker, or the board's firmware (the broker staying up), gone mid-`pnn train`."""
+    broker = Broker(folder)
+    broker.start()
+    fw = fuzz.Firmware(["--mqtt", f"{broker.host}:{broker.port}", "--id", "trainee", "--seed", "12", "--board",
+                        board], "online as")  # fmt: skip
+    stop, start = (broker.stop, broker.start) if broker_goes else (lambda: (fw.proc.kill(), fw.proc.wait()), fw.start)
+    try:
+        return outage_series(folder, f"mqtt://{broker.host}:{broker.port}/trainee?{TRAIN_LINK}", what, stop, start,
+                             lengths)  # fmt: skip
+    finally:
+        fw.close()
+        broker.stop()
 
 
 def outage_row(name: str, down: float, run: dict) -> dict:
     return {"scenario": name, "outage_s": down, "finished": run["rc"] == 0, "rc": run["rc"], "seconds": run["seconds"],
             "stall_s": run["stall_s"], "stall_beyond_outage_s": run["stall_s"] - down,
+            **{k: run[k] for k in ("metric_rows", "duplicate_rows", "twin_rows", "returned", "asked")},
+            "rows_whole": run["metric_rows"] > 0 and run["duplicate_rows"] == 0 and run["returned"] == run["asked"],
+            "noise_lines": run["noise"],
             "tail": run["tail"] if run["rc"] else ""}  # fmt: skip
 
 
@@ -319,7 +351,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--parts", default="abcde", help="which parts to run (letters of the docstring's list)")
     ap.add_argument("--outages", default="2,15,60,300", help="(e) outage lengths, seconds, comma-separated")
-    ap.add_argument("--outage-of", choices=("board", "broker", "both"), default="both", help="(e) what goes away")
+    ap.add_argument("--outage-of", default="pty,mqtt,broker",
+                    help="(e) what goes away, comma-separated: pty (the board on a pty), mqtt (the board on MQTT), broker")
     args = ap.parse_args()
     if args.quick:
         args.rows, args.host_frames, args.firmware_frames, args.repeats = 120, 20_000, 1_000, 1
@@ -368,7 +401,7 @@ def main() -> None:
         report["fuzz"] = fuzz.run(args.host_frames, args.firmware_frames)
     if "e" in args.parts:
         print("(e) outages mid-`pnn train` ...", file=sys.stderr)
-        report["outages"] = outages(folder, quiet, [float(x) for x in args.outages.split(",")], args.outage_of)
+        report["outages"] = outages(folder, quiet, [float(x) for x in args.outages.split(",")], args.outage_of.split(","))
     show(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
@@ -376,14 +409,14 @@ def main() -> None:
     bad = sum(r["lost"] + r["wrong"] + r["extra"] for r in report.get("interruptions", []))
     bad += sum(not r["meets_goal"] for part in ("serial", "mqtt") for r in report.get(part, []) if r["goal_x"])
     bad += sum(r["lost"] + r["wrong"] + r["extra"] for part in ("serial", "mqtt") for r in report.get(part, []))
-    bad += sum(not r["finished"] for r in report.get("outages", []))
+    bad += sum(not (r["finished"] and r["rows_whole"]) or r["noise_lines"] for r in report.get("outages", []))
     fuzzed = report.get("fuzz")
     if bad or (fuzzed and (fuzzed["host"]["crashes"] or fuzzed["firmware"]["crashes"])):
         sys.exit(1)  # every rate tolerated within its goal, every interruption and outage survived, no crash
 
 
 def show(report: dict) -> None:
-    console = Console(width=max(Console().width, 160))
+    console = Console(width=max(Console().width, 200))  # (e) has nine columns: one line a row in a log file
     for part, title in (("serial", "(a) pty cable: corruption per byte + 1% drops + 1% duplicates, both ways"),
                         ("mqtt", "(b) MQTT: corruption + 1% drops, duplicates, reordering, delays"),
                         ("interruptions", "(c) interruptions mid-run")):  # fmt: skip
@@ -404,11 +437,15 @@ def show(report: dict) -> None:
         console.print(table)
     if "outages" in report:
         table = Table(title="(e) outages mid-`pnn train` (PAT, 1 epoch, firmware on a pty / through mosquitto)")
-        for col in ("scenario", "finished", "run s", "stall s", "stall beyond the outage s"):
+        for col in ("scenario", "finished", "run s", "stall s", "stall beyond the outage s", "metric rows (repeated)",
+                    "twin rows", "rows returned / asked", "asyncio noise lines"):  # fmt: skip
             table.add_column(col, justify="left" if col == "scenario" else "right")
         for r in report["outages"]:
             table.add_row(r["scenario"], "yes" if r["finished"] else f"NO (exit {r['rc']})", f"{r['seconds']:.1f}",
-                          f"{r['stall_s']:.1f}", f"{r['stall_beyond_outage_s']:.1f}")
+                          f"{r['stall_s']:.1f}", f"{r['stall_beyond_outage_s']:.1f}",
+                          f"{r['metric_rows']} ({r['duplicate_rows']})", str(r["twin_rows"]),
+                          f"{r['returned']} / {r['asked']}{'' if r['returned'] == r['asked'] else ' MISMATCH'}",
+                          str(r["noise_lines"]))  # fmt: skip
         console.print(table)
     if "fuzz" in report:
         fuzz.print_table(report["fuzz"])

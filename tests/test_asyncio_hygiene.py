@@ -34,3 +34,20 @@ def test_a_retrieved_one_is_not_reported() -> None:
     asyncio.run(read())
     gc.collect()
     assert NEVER_RETRIEVED.reports[before:] == []
+
+
+def test_a_pending_task_destroyed_is_caught_by_the_check() -> None:
+    before = len(NEVER_RETRIEVED.reports)
+    loop = asyncio.new_event_loop()
+
+    async def forever() -> None:
+        await asyncio.get_running_loop().create_future()  # never set
+
+    task = loop.create_task(forever())
+    loop.run_until_complete(asyncio.sleep(0))  # it runs to its await, then the loop is dropped under it
+    loop.close()
+    del task, loop
+    gc.collect()
+    caught = NEVER_RETRIEVED.reports[before:]
+    del NEVER_RETRIEVED.reports[before:]
+    assert len(caught) == 1 and "destroyed but it is pending" in caught[0], caught

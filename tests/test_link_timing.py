@@ -3,6 +3,8 @@ timer backs off and whether a probe behind each request pays."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pnn.link.timing import LossMeter, RetransmitTimer
 
 
@@ -44,3 +46,21 @@ def test_probes_pay_only_while_silent_losses_cost_more_than_they_do() -> None:
     meter.probe_cost(0.100)
     meter.probe_cost(0.100)
     assert not meter.probes_pay(0.040), "a probe that costs the board more than it saves"
+
+
+def test_results_kept_follows_spec_section_4() -> None:
+    """min(cache, cache_bytes // s - 1) RESULTs of s = payload + 4 bytes, never under one; None with no cache."""
+    from pnn.link.codes import _CAPS, Capabilities
+    from pnn_protocol import messages
+
+    base = Capabilities.from_hello(messages.hello(1, "d", "fw", "b", {k: 1 for k in _CAPS} | {"cache": 8}))
+    RUN_OVERHEAD = messages.RUN_OVERHEAD  # noqa: N806
+    s = 2 * 16 * 16 + RUN_OVERHEAD + 4
+    assert base.results_kept(16, 16) == 8  # no pool stated: the entry count alone
+    assert replace(base, cache_bytes=4 * s).results_kept(16, 16) == 3
+    assert replace(base, cache_bytes=100 * s).results_kept(16, 16) == 8
+    assert replace(base, cache_bytes=s).results_kept(16, 16) == 1  # the latest RESULT is always kept
+    assert replace(base, cache=0).results_kept(16, 16) is None
+    assert replace(base, cache_bytes=4 * s).window_for(3, 16, 16) == (3, "")
+    window, why = replace(base, cache_bytes=4 * s).window_for(4, 16, 16)
+    assert window == 3 and "window=4 lowered to 3" in why and "window <= 3" in why

@@ -34,8 +34,9 @@ def _pack(msg: dict) -> bytes:
 class ScriptedBoard(threading.Thread):
     """A board on a pty: `answer(rid, times_seen) -> bytes | None` decides each RUN's reply (None: hold it)."""
 
-    def __init__(self, answer: Callable[[int, int], bytes | None]) -> None:
+    def __init__(self, answer: Callable[[int, int], bytes | None], caps: dict | None = None) -> None:
         super().__init__(daemon=True)
+        self.caps = CAPS if caps is None else caps
         self.master, slave = os.openpty()
         tty.setraw(self.master)
         tty.setraw(slave)
@@ -65,7 +66,7 @@ class ScriptedBoard(threading.Thread):
                 q = msgpack.unpackb(p)
                 rid = q["id"]
                 if q["t"] == m.HELLO:
-                    os.write(self.master, _pack(m.hello(rid, "scripted-0", "test", "sim", CAPS)))
+                    os.write(self.master, _pack(m.hello(rid, "scripted-0", "test", "sim", self.caps)))
                 elif q["t"] == m.RUN:
                     self.seen[rid] = self.seen.get(rid, 0) + 1
                     if self.seen[rid] == 1:
@@ -90,8 +91,8 @@ class ScriptedBoard(threading.Thread):
 def scripted():
     boards: list[ScriptedBoard] = []
 
-    def make(answer: Callable[[int, int], bytes | None]) -> ScriptedBoard:
-        boards.append(ScriptedBoard(answer))
+    def make(answer: Callable[[int, int], bytes | None], caps: dict | None = None) -> ScriptedBoard:
+        boards.append(ScriptedBoard(answer, caps))
         return boards[-1]
 
     yield make
@@ -103,9 +104,8 @@ def _url(path: str, window: int) -> str:
     return f"serial://{path}?n_in={N_IN}&n_out={N_OUT}&chunk=1&window={window}&heartbeat=0&timeout=0.2"
 
 
-def test_a_window_slot_frees_only_when_every_older_run_is_done(scripted) -> None:
-    """The first RUN's reply is held back for three sends: meanwhile the others are answered, but no
-    RUN may go out more than `window` ahead of it (a board's RESULT cache must still hold its reply)."""
+def _first_held_back() -> Callable[[int, int], bytes | None]:
+    """A board's answers where the first RUN's reply is lost three times (only its fourth send is answered)."""
     first: list[int] = []
 
     def answer(rid: int, seen: int) -> bytes | None:
@@ -115,13 +115,33 @@ def test_a_window_slot_frees_only_when_every_older_run_is_done(scripted) -> None
             return None  # lost, and its first re-sends too: only a later one gets an answer
         return ScriptedBoard.result(rid)
 
-    board = scripted(answer)
+    return answer
+
+
+def test_a_window_slot_frees_only_when_every_older_run_is_done(scripted) -> None:
+    """The first RUN's reply is held back for three sends: meanwhile the others are answered, but no
+    RUN may go out more than `window` ahead of it (a board's RESULT cache must still hold its reply)."""
+    board = scripted(_first_held_back())
     with connect(_url(board.path, window=3)) as dev:
         out = dev(np.random.default_rng(0).random((12, N_IN), dtype=np.float32))
         stats = dev.stats()
     assert out.shape == (12, N_OUT) and stats["requests"] == 12 and len(board.order) == 12
-    assert board.seen[first[0]] >= 4, "the held-back RUN should have been re-sent until answered"
+    assert board.seen[board.order[0]] >= 4, "the held-back RUN should have been re-sent until answered"
     assert board.spread <= 3, f"a RUN went out {board.spread - 1} places after one still unanswered (window 3)"
+
+
+def test_the_window_is_lowered_to_what_the_boards_result_cache_keeps(scripted, caplog) -> None:
+    """A board whose cache_bytes keeps only 2 RESULTs of this size (SPEC 4: min(cache, cache_bytes // s - 1))
+    gets at most 2 RUNs in flight though the URL asks for 4, and the host says so in one line."""
+    s = 2 * 1 * N_OUT + m.RUN_OVERHEAD + 4  # the largest RESULT of one example, as the cache stores it
+    board = scripted(_first_held_back(), CAPS | {"cache_bytes": 3 * s})
+    with caplog.at_level("WARNING", logger="pnn"), connect(_url(board.path, window=4)) as dev:
+        assert dev.aio.window == 2
+        out = dev(np.random.default_rng(2).random((12, N_IN), dtype=np.float32))
+    assert out.shape == (12, N_OUT) and len(board.order) == 12
+    assert board.spread <= 2, f"a RUN went out {board.spread - 1} places after one still unanswered (cache keeps 2)"
+    lines = [r.getMessage() for r in caplog.records if "window=4 lowered to 2" in r.getMessage()]
+    assert len(lines) == 1 and "cache_bytes=" in lines[0] and "window <= 2" in lines[0], lines
 
 
 def test_a_damaged_reply_resends_one_request_not_all_in_flight(scripted) -> None:

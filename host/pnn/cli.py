@@ -62,7 +62,8 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
 
     if args.resume:
         console.print(f"[bold]pnn train[/] resuming {args.resume}")
-        experiment.run(experiment.load_run(args.resume), Path(args.resume), console=console, resume=True)
+        with _stops_on_outage(Path(args.resume)):
+            experiment.run(experiment.load_run(args.resume), Path(args.resume), console=console, resume=True)
         return 0
     if args.experiment is None:
         raise UsageError("pnn train needs an experiment file (e.g. examples/electronic-digits.toml) or --resume RUN_FOLDER")
@@ -72,8 +73,22 @@ def cmd_train(args: argparse.Namespace, console: Console) -> int:
     run_dir = Path(args.out) if args.out else experiment.new_run_dir(args.runs, cfg["experiment"]["name"])
     experiment.check_fresh(run_dir)
     console.print(f"[bold]pnn train[/] {args.experiment} -> {run_dir}")
-    experiment.run(cfg, run_dir, console=console)
+    with _stops_on_outage(run_dir):
+        experiment.run(cfg, run_dir, console=console)
     return 0
+
+
+@contextlib.contextmanager
+def _stops_on_outage(run_dir: Path) -> Iterator[None]:
+    """Every board stayed away longer than `patience`: the run stops (each epoch is checkpointed as it
+    ends) with one line saying so and how to continue it (exit 2)."""
+    from .link.errors import OutageError
+
+    try:
+        yield
+    except OutageError as e:
+        raise UsageError(f"{e}; the run stopped, checkpointed at its last whole epoch: "
+                         f"continue it with 'pnn train --resume {run_dir}' once the board is back") from e  # fmt: skip
 
 
 def cmd_collect(args: argparse.Namespace, console: Console) -> int:

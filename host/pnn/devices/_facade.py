@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,9 +19,12 @@ import torch
 from ..link import loop as _loop
 from ..link.client import AsyncDevice, make_device
 from ..link.direct import DirectPath
+from ..link.errors import DeviceUnavailable
 from ..link.url import parse_url
 from ..store import Recorder
 from ._pool import AsyncPool
+
+log = logging.getLogger(__name__)
 
 
 def _as_drive(drive: Any, n_in: int) -> np.ndarray:
@@ -54,6 +58,7 @@ class _SyncSystem:
     def __init__(self, store: Any = None) -> None:
         self._recorder = Recorder(store) if store is not None else None
         self.closed = False
+        self._calls: dict[asyncio.Future, concurrent.futures.Future] = {}  # the coroutine path's calls running
 
     async def _measure(self, drive: np.ndarray) -> tuple[np.ndarray, list[str]]:
         raise NotImplementedError
@@ -91,7 +96,8 @@ class _SyncSystem:
             out.add_done_callback(lambda f: f.cancelled() and _loop.call_soon(req.fut.cancel))
             return
         task = asyncio.ensure_future(self._measure_recorded(drive))
-        task.add_done_callback(lambda t: _copy(t, out))
+        self._calls[task] = out
+        task.add_done_callback(lambda t: (self._calls.pop(t, None), _copy(t, out)))
         out.add_done_callback(lambda f: f.cancelled() and _loop.call_soon(task.cancel))
 
     def _start(self, drive: np.ndarray) -> Any:
@@ -125,9 +131,23 @@ class _SyncSystem:
         if self.closed:
             return
         self.closed = True
-        _loop.run(self.aio.close())
+        try:  # _shut() ends within 2 x close_s; the rest is room for a loop thread busy with other boards
+            _loop.run(self._shut(), timeout=3 * self.aio.close_s)
+        except TimeoutError as e:
+            log.warning("%r: %s; its link is left to the process's exit", self, e)
         if self._recorder is not None:
             self._recorder.close()
+
+    async def _shut(self) -> None:
+        """On the loop: close the link (its requests fail), give the calls still running `close_s` to end
+        with that, then fail the callers' futures of any that did not (stuck where no cancellation reaches)."""
+        await self.aio.close()
+        if self._calls:
+            await asyncio.wait(list(self._calls), timeout=self.aio.close_s)
+        for task, out in list(self._calls.items()):
+            task.cancel()
+            if out.set_running_or_notify_cancel():
+                out.set_exception(DeviceUnavailable(f"{self!r}: closed while this call was still running"))
 
     def flush(self) -> None:
         """Wait until every recorded chunk is durable in the store."""
@@ -267,6 +287,9 @@ async def _noop() -> None:
 
 def _copy(task: asyncio.Future, out: concurrent.futures.Future) -> None:
     """A finished task's outcome into the caller's future."""
+    if out.done():  # already failed by close() (its task outlived it): its own end is read, never unseen
+        task.cancelled() or task.exception()
+        return
     if task.cancelled():
         out.cancel()
     elif out.set_running_or_notify_cancel():  # False: the caller cancelled it meanwhile

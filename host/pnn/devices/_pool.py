@@ -98,6 +98,11 @@ class AsyncPool:
             await self.close()
             raise ConnectionError("; ".join(f"{i}: {e}" for i, e in failed))
 
+    @property
+    def close_s(self) -> float:
+        """The longest close() waits: its boards close side by side, each within its own `close_s`."""
+        return max(d.close_s for d in self.devices)
+
     async def close(self) -> None:
         await asyncio.gather(*(d.close() for d in self.devices), return_exceptions=True)
 

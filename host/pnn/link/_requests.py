@@ -296,7 +296,8 @@ class RequestTable:
         self._pending[msg["id"]] = req
         try:
             await self._send(req)
-            return await asyncio.wait_for(req.fut, timeout)
+            async with asyncio.timeout(timeout):  # (3.11's wait_for can drop a cancel that meets the PONG)
+                return await req.fut
         finally:
             self._forget(req)
 

@@ -84,6 +84,7 @@ class AsyncDevice(RequestTable):
         self._supervisor: asyncio.Task[None] | None = None
         self._broken = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()  # set by close(): ends every wait for the link
         self._link_up = False  # the transport is open and read: control requests (HELLO) may go
         self._fatal: BaseException | None = None
         self._last_error: BaseException | None = None
@@ -120,11 +121,13 @@ class AsyncDevice(RequestTable):
             return True
         if timeout is not None and timeout <= 0:
             return False
-        try:
-            await asyncio.wait_for(self._connected.wait(), timeout)
-        except TimeoutError:
-            return False
-        return self.connected
+        waits = {asyncio.ensure_future(self._connected.wait()), asyncio.ensure_future(self._closed.wait())}
+        try:  # close() ends the wait too: a request waiting through an outage must not outlive its device
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return self.connected and not self._closing
 
     def stats(self) -> dict[str, Any]:
         """Counters for the run plots: samples, samples_per_s, busy_s (board time), retries, ..."""
@@ -152,21 +155,29 @@ class AsyncDevice(RequestTable):
         # `from reason`: callers match the cause by type (BrokerRefused, PortNotFound), never by its text
         raise ConnectionError(f"{self.id}: no answer within {self.url['reconnect']:g} s ({reason or 'no reply to HELLO'})") from reason
 
+    @property
+    def close_s(self) -> float:
+        """The longest close() waits for the link's tasks and its transport: the most one exchange may take
+        on this link (`max_rto`), as the transport may say goodbye (an MQTT DISCONNECT and its answer)."""
+        return self.url["max_rto"]
+
     async def close(self) -> None:
-        """Stop the link; requests still waiting fail with DeviceUnavailable."""
+        """Stop the link; requests still waiting (through an outage too) fail with DeviceUnavailable. Waits
+        at most `close_s` in all: a task or transport that does not end when cancelled is left behind
+        with a warning, never waited on for ever."""
         self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            await asyncio.gather(self._supervisor, return_exceptions=True)
-        for task in list(self._spawned):
+        self._closed.set()  # wakes requests waiting for the link to come back
+        deadline = time.monotonic() + self.close_s
+        tasks = [t for t in (self._supervisor, *self._spawned) if t is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._spawned, return_exceptions=True)
+        await _within(tasks, deadline, f"{self.id}: the link's tasks")
         self._connected.clear()
         self._lost.set()
         if self._outage_timer is not None:
             self._outage_timer.cancel()
         self._fail_pending(DeviceUnavailable(f"{self.id}: closed"), lambda r: True)
-        await self.transport.close()
+        await _within([asyncio.ensure_future(self.transport.close())], deadline, f"{self.id}: closing its transport")
 
     async def _supervise(self) -> None:
         """Connect, serve until the link drops, back off, reconnect; until closed or a fatal error."""
@@ -282,6 +293,12 @@ class AsyncDevice(RequestTable):
         if self.boot is not None and boot is not None and boot != self.boot:
             why = f"boot id {self.boot!r} -> {boot!r}"
         self.hello, self.caps, self.cal, self.boot = reply, caps, Calibration.for_device(caps, self.url), boot
+        window, lowered = caps.window_for(self.url["window"], self.chunk_limit, self.n_out)
+        if window != self.window:  # (said once: a reconnect to the same board keeps it)
+            if lowered:
+                log.warning("%s: %s", self.id, lowered)
+            self.window = window
+            self._slots.resize(window)
         if self.settings and boot is None and not why and self._stats["requests"]:
             # no boot id to tell by: a board back at its default settings has rebooted while we were away
             with contextlib.suppress(LinkDown):
@@ -362,14 +379,14 @@ class AsyncDevice(RequestTable):
             raise self._fatal
         if self.connected:
             return
-        if fail_fast:
-            raise DeviceUnavailable(f"{self.id}: link down ({self._last_error})")
+        if fail_fast or self._closing:
+            raise DeviceUnavailable(f"{self.id}: {'closed' if self._closing else f'link down ({self._last_error})'}")
         if self.down_since:
             left = self.patience - (time.monotonic() - self._down_at)
         else:  # a link dropped a moment ago (its outage clock not started yet) is an outage, not a first connect
             left = self.patience if self.caps is not None else self.url["reconnect"]
         if not await self.wait_connected(left):
-            raise self._fatal or self.outage_error()
+            raise self._fatal or (DeviceUnavailable(f"{self.id}: closed") if self._closing else self.outage_error())
 
     async def _issue(self, drive: np.ndarray, fail_fast: bool) -> InFlight:
         """Take a window slot and send one RUN; the slot is freed when its future completes."""
@@ -378,6 +395,9 @@ class AsyncDevice(RequestTable):
         await self._wait_up(fail_fast)
         codes = self.cal.encode(drive).tobytes()
         await self._slots.take()
+        if self._closing:  # a slot that came free as close() failed what was in flight: no RUN may follow it
+            self._slots.release()
+            raise DeviceUnavailable(f"{self.id}: closed")
         req = self._new_run(codes, len(drive), fail_fast)
         if self.connected:
             await self._send(req)
@@ -496,6 +516,22 @@ class AsyncDevice(RequestTable):
                     r.fut.cancel()
                 elif not r.fut.cancelled():
                     r.fut.exception()
+
+
+async def _within(tasks: list[asyncio.Future[Any]], deadline: float, what: str) -> None:
+    """Wait for `tasks` until `deadline` (time.monotonic()); read what they raised, so nothing goes unretrieved,
+    and leave behind with a warning any still running (a task that does not end when cancelled)."""
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+    for task in done:
+        if not task.cancelled():
+            task.exception()
+    if pending:
+        log.warning("%s: %d did not end when cancelled; close() leaves them behind", what, len(pending))
+        for task in pending:  # cancelled (again), and whatever they raise at last is read there and then
+            task.cancel()
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def make_device(url: DeviceURL, *, check: bool = True, patience: float | None = None) -> AsyncDevice:

@@ -41,7 +41,8 @@ class Capabilities:
     max_oversample: int
     max_settle: int
     max_frame: int
-    cache: int = 0
+    cache: int = 0  # RESULTs the board's cache keeps at most (caps "cache"); 0: it states none
+    cache_bytes: int = 0  # the byte pool they are packed into (caps "cache_bytes"); 0: not stated
     boot: int | None = None  # this boot's id (HELLO "boot"); None from firmware that predates it
     drive_widths: tuple[int, ...] = (2,)  # bytes per drive code the board takes (caps "drive_widths")
 
@@ -63,8 +64,8 @@ class Capabilities:
         widths = caps.get("drive_widths")
         widths = tuple(w for w in widths if w in messages.DRIVE_WIDTHS) if isinstance(widths, list) else ()
         return cls(str(hello.get("device", "")), str(hello.get("fw", "")), int(hello["proto"]),
-                   str(hello.get("board", "")), *(int(caps[k]) for k in _CAPS), cache=int(caps.get("cache", 0)),
-                   boot=boot_id(hello), drive_widths=widths or (2,))
+                   str(hello.get("board", "")), *(int(caps[k]) for k in _CAPS), cache=_count(caps, "cache"),
+                   cache_bytes=_count(caps, "cache_bytes"), boot=boot_id(hello), drive_widths=widths or (2,))
 
     def check(self, url: DeviceURL) -> None:
         """Raise CapabilityError (saying what to change) if the board cannot serve `url`'s settings."""
@@ -89,11 +90,39 @@ class Capabilities:
         if problems:
             raise CapabilityError(f"{url.id} ({self.board} board {self.device!r}) cannot do this: {'; '.join(problems)}")
 
+    def results_kept(self, chunk: int, n_out: int) -> int | None:
+        """How many RESULTs of up to `chunk` examples of `n_out` codes the board's cache keeps whatever came
+        before it (SPEC section 4: min(cache, cache_bytes // s - 1), s = the largest such RESULT's payload + 4,
+        and never fewer than the latest one); None where its HELLO states no cache."""
+        if self.cache <= 0:
+            return None
+        if self.cache_bytes <= 0:
+            return self.cache
+        s = 2 * chunk * n_out + messages.RUN_OVERHEAD + 4
+        return max(1, min(self.cache, self.cache_bytes // s - 1))
+
+    def window_for(self, window: int, chunk: int, n_out: int) -> tuple[int, str]:
+        """The requests in flight a host may keep (`window`, or fewer), and why it is fewer ("" if not): a
+        re-sent RUN must find its RESULT in the cache, so no more RUNs may be in flight than it keeps."""
+        kept = self.results_kept(chunk, n_out)
+        if kept is None or window <= kept:
+            return window, ""
+        pool = f", cache_bytes={self.cache_bytes}" if self.cache_bytes else ""
+        return kept, (f"window={window} lowered to {kept}: the board's RESULT cache (cache={self.cache}{pool}) keeps "
+                      f"{kept} RESULTs of {chunk} x {n_out} codes, and a re-sent RUN must find its RESULT there "
+                      f"(allowed: window <= {kept}, or a smaller chunk)")  # fmt: skip
+
     def chunk_limit(self, n_drive: int, n_out: int) -> int:
         """Most examples one RUN may carry: max_batch, and the frame limit in both directions (max_codes
         counts uint16 codes: a uint8 drive fits twice as many)."""
         drive_room = 2 * self.max_codes // (self.drive_width * max(n_drive, 1))
         return min(self.max_batch, drive_room, self.max_codes // max(n_out, 1))
+
+
+def _count(caps: dict[str, Any], key: str) -> int:
+    """A non-negative integer cap, 0 where absent or of another type (v1: unknown or odd keys are ignored)."""
+    value = caps.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def boot_id(msg: dict[str, Any]) -> int | None:

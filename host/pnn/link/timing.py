@@ -150,8 +150,17 @@ class Window:
     awaiting (the fast path of a call from another thread takes its slot in one loop callback)."""
 
     def __init__(self, size: int) -> None:
-        self.free = size
+        self.size = self.free = size
         self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def resize(self, size: int) -> None:
+        """Make it `size` slots (a board's HELLO may allow fewer than the URL asks); slots taken stay taken, and
+        a smaller window lets nobody in until enough of them are released."""
+        self.free += size - self.size
+        self.size = size
+        while self.free > 0 and self._waiters:
+            self.free -= 1
+            self.release()
 
     def try_take(self) -> bool:
         """Take a slot if one is free and nobody queues for it."""

@@ -25,7 +25,7 @@ _COMMON: dict[str, tuple[type, Any, str]] = {
     "rate": (int, 20_000, "sample clock, samples/s"),
     "settle": (int, 8, "ticks at rest before each example"),
     "oversample": (int, 1, "ADC reads averaged per tick"),
-    "window": (int, 4, "requests in flight"),
+    "window": (int, 4, "requests in flight (lowered, with a warning, to the RESULTs the board's cache keeps)"),
     "chunk": (int, 0, "examples per request (0: the most the device takes)"),
     "timeout": (float, 1.0, "retransmission timeout before any round trip is measured, seconds (RFC 6298's 1 s)"),
     "min_rto": (float, 0.02, "least retransmission timeout, seconds (the board's work time is added)"),
