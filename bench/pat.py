@@ -69,7 +69,7 @@ ROWS: dict[str, dict] = {
     },
     "optical-vowels-2": {
         "task": ("vowels", "VOWELS", 0, 0), "system": ("optical", {"n_in": 12, "n_out": 12}),
-        "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
+        "twin": {"samples": 2000, "epochs": 50, "kind": "shg"},
         "train": TrainConfig(depth=2, mix=True, norm="batch", epochs=40, batch_size=16, repeats=4),
         "reference_twin": True,
     },
@@ -78,6 +78,12 @@ ROWS: dict[str, dict] = {
         "system": ("mechanical", {"n_in": 64, "n_out": 64, "noise": {"drift": 0.001}}),
         "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
         "train": TrainConfig(depth=2, mix=True, norm="batch", epochs=10),
+    },
+    "mechanical-digits-pure": {  # the paper's pure physical net: no digital mix layer to compensate for the twin
+        "task": ("digits", None, 0, 0),
+        "system": ("mechanical", {"n_in": 64, "n_out": 64, "noise": {"drift": 0.001}}),
+        "twin": {"samples": 2000, "epochs": 50, "hidden": [256, 256]},
+        "train": TrainConfig(depth=2, norm="batch", epochs=10),
     },
     "electronic-digits": {
         "task": ("digits", None, 0, 0), "system": ("electronic", {"n_in": 64, "n_out": 64}),
