@@ -84,7 +84,7 @@ def test_shg_twin_points_the_gradient_the_optical_layer_s_way():
     mlp = fit(drives, responses, kind="mlp", epochs=40, hidden=(64, 64), show_progress=False)
     assert shg.metadata["kind"] == "shg" and shg.nrmse < mlp.nrmse
     cos_shg, cos_mlp = grad_cosine(shg, system.ideal, probe), grad_cosine(mlp, system.ideal, probe)
-    assert cos_shg > 0.8 and cos_shg > cos_mlp + 0.05, (cos_shg, cos_mlp)  # measured: 0.87 against 0.74
+    assert cos_shg > 0.8 and cos_shg > cos_mlp + 0.05, (cos_shg, cos_mlp)  # measured: 0.88 against 0.74
 
 
 def test_twin_kinds_have_their_own_learning_rate_and_unknown_kinds_are_named():

@@ -65,9 +65,11 @@ class Temporal(nn.Module):
         return self.conv_out(h)[:, 0, :] @ self.bins
 
 
-SHARPNESS = 20.0
-"""Of the SHG twin's pixel saturation, relative to the pixel's full scale: within ~1/20 of it the
-response bends from linear to flat."""
+SHARPNESS = 4.0
+"""Of the SHG twin's pixel saturation, relative to the pixel's full scale: over the last ~quarter of
+it the response bends from linear to flat. The spectrometer clips hard (zero gradient past full
+scale); a softer bend lets training pull a saturated pixel back, and measured better on the
+2-layer vowels net (3 trainings: 95.2% at 4 against 85.7% with a bend over the last ~1/20)."""
 
 
 class SHG(nn.Module):
