@@ -77,7 +77,7 @@ ROWS: dict[str, dict] = {
         "task": ("vowels", "VOWELS", 0, 0), "system": ("optical", {"n_in": 12, "n_out": 12}),
         "twin": {"samples": 2000, "epochs": 150, "kind": "shg"},  # the SHG physics, constants learned
         "reference_fit": {"kind": "mlp", "hidden": [256, 256]},  # the paper's recipe: an MLP on uniform drives
-        "train": TrainConfig(depth=2, mix=True, norm="batch", epochs=80, batch_size=16, repeats=4),
+        "train": TrainConfig(depth=2, mix=True, norm="batch", epochs=80, batch_size=16, lr=0.01, repeats=4),
         "reference_twin": True,
     },
     "mechanical-digits": {
