@@ -125,6 +125,13 @@ def test_trainers_are_read_from_nets_at_run_time(monkeypatch):
     assert config.parse({"train": {"trainers": ["newcomer"]}}).train.trainers == ["newcomer"]
 
 
+def test_twin_kind_shg_is_a_choice_and_a_bad_kind_names_the_choices():
+    assert config.parse({"twin": {"kind": "shg"}}).as_dict()["twin"]["kind"] == "shg"
+    with pytest.raises(config.ConfigError) as bad:
+        config.parse({"twin": {"kind": "sgh"}})
+    assert str(bad.value).startswith("[twin] kind = 'sgh': must be one of mlp, temporal, shg")
+
+
 def test_twin_drives_says_where_the_twin_data_is_measured():
     assert config.parse({}).twin.drives == "uniform"  # the paper's recipe, unless a file asks otherwise
     for where in ("uniform", "training", "mixed"):

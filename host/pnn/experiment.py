@@ -28,7 +28,7 @@ from .train import TrainConfig, accuracy, build, train
 from .twin import Twin, collect, describe, fit_per_source, load_twins, save_twins
 
 CHUNK = 256  # drives per measurement call and per durable store chunk: a crash loses at most this many
-ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel")}
+ARCH_KEYS = {"mlp": ("hidden",), "temporal": ("channels", "kernel"), "shg": ()}  # shg: the physics alone
 
 
 class ExperimentError(UserError, ValueError):

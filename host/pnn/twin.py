@@ -166,7 +166,7 @@ def fit(
     kind: str = "mlp",
     epochs: int = 300,
     batch_size: int = 128,
-    lr: float = 2e-3,
+    lr: float | None = None,
     weight_decay: float = 1e-5,
     holdout: float = 0.1,
     show_progress: bool = True,
@@ -174,7 +174,8 @@ def fit(
 ) -> Twin:
     """Fit a Twin on (drive, response) pairs; the last `holdout` fraction measures its NRMSE.
 
-    `arch` goes to the architecture: `hidden` for "mlp", `channels` and `kernel` for "temporal".
+    `arch` goes to the architecture: `hidden` for "mlp" and "shg", `channels` and `kernel` for
+    "temporal". `lr` (the one-cycle schedule's peak) defaults to the architecture's own.
     """
     torch.manual_seed(seed)
     n_test = max(1, int(len(drives) * holdout))
@@ -182,6 +183,7 @@ def fit(
     twin = Twin(drives.shape[1], responses.shape[1], kind, **{k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()})
     twin.y_mean.copy_(y.mean(0))
     twin.y_std.copy_(y.std(0).clamp_min(1e-6))
+    lr = twin_models.learning_rate(kind) if lr is None else lr
     opt = torch.optim.AdamW(twin.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(x) / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * steps_per_epoch)
