@@ -98,7 +98,7 @@ class AsyncDevice(RequestTable):
         self._loss = LossMeter()
         self._replied_at = 0.0  # loop time of the last reply to a request (a tail probe's cost is its lag)
         self._stats = dict(samples=0, requests=0, retries=0, fast_resends=0, duplicates=0, stale=0, errors=0,
-                           reconnects=0, reboots=0, busy_s=0.0, overruns=0, probes=0)  # fmt: skip
+                           reconnects=0, reboots=0, busy_s=0.0, overruns=0, probes=0, copies=0)  # fmt: skip
         self._first_send = self._last_reply = 0.0
 
     def _next_id(self) -> int:

@@ -252,6 +252,10 @@ class FaultyTransport(Transport):
         """Frames the inner link rejected plus those the injected corruption cost."""
         return self.inner.bad_frames + self.lost_to_corruption
 
+    @property
+    def max_copies(self) -> int:  # type: ignore[override]  (the real link's)
+        return self.inner.max_copies
+
     def counts(self) -> dict[str, dict[str, int]]:
         """What was done to each direction so far."""
         return {"to_board": dict(self.tx.counts), "to_host": dict(self.rx.counts)}
