@@ -280,11 +280,12 @@ class RequestTable:
         now = asyncio.get_running_loop().time()
         if t := msg.get("period_us"):
             self._pace.reported(t)
-        if req.tries == req.batch:  # Karn's rule: a re-sent request's timing is ambiguous (copies sent at once are not)
-            total = now - req.sent  # = the link's round trip + the board's work queued ahead of the reply
-            if req.ticks:
-                self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
-            self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
+        if req.tries == req.batch:  # its first send: a reply overtook what was sent before it
+            if req.tries == 1:  # Karn's rule: a re-sent request's timing is ambiguous, and so is a copy's
+                total = now - req.sent  # (a replay behind others) = the link's round trip + the board's work ahead
+                if req.ticks:
+                    self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
+                self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
             self._overtaken(req)
         else:
             self._time_control(req, now)
