@@ -99,7 +99,8 @@ class RequestTable:
         most = self.transport.max_copies
         if most <= 1 or req.control or not req.retransmit or req.expiries > self._loss.free_expiries():
             return 1  # (backing off: expiries past what the losses explain, the board may be gone)
-        return self._loss.copies((self._rto.srtt or self._rto.rto) + self._pace.tick_s * req.ticks, most)
+        board = self._pace.tick_s * req.ticks
+        return self._loss.copies((self._rto.srtt or self._rto.rto) + board, most, self._rto.rto + 1.25 * board)
 
     def _probes(self, req: InFlight) -> int:
         """Tail probes behind `req`: one at most, behind RUNs only, on a byte stream (there a damaged

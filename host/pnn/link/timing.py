@@ -153,23 +153,25 @@ class LossMeter:
             unknown *= 1.0 - self.ponged.value
         return n
 
-    def copies(self, round_s: float, most: int) -> int:
+    def copies(self, round_s: float, most: int, wait_s: float | None = None) -> int:
         """How many copies of a RUN to send at once (same id: the board runs it once and replays its
         RESULT for the others), on a link where each copy is lost or kept on its own (MQTT: a broker
-        delivers each message whole or not at all) and a round of them takes `round_s`.
+        delivers each message whole or not at all), a round of them takes `round_s`, and a round that
+        fails is known for one after `wait_s` (its timer; a round when a tail probe goes behind it).
 
-        The one that minimises the expected time to an intact RESULT, (1 + k x cost) / P(some copy is
-        answered intact), where a copy costs the board about what a probe costs it (`probe_s`,
-        relative to the round): 1 on a clean link, more as fewer copies get through. 1 until a probe's
-        cost was measured, and 1 where not one RESULT in the window came back (a board gone quiet gets
-        no flood)."""
+        The one that minimises the expected time to an intact RESULT,
+        (round_s + k x cost + P(no copy answered intact) x wait) / P(some copy answered intact),
+        where a copy costs the board about what a probe costs it (`probe_s`): 1 on a clean link, more
+        as fewer copies get through. 1 until a probe's cost was measured, and 1 where not one RESULT in
+        the window came back (a board gone quiet gets no flood)."""
         q = self.answered.value
         if q >= 1.0 or self.answered.hits < 1.0 or self.probe_s <= 0.0 or round_s <= 0.0:
             return 1
-        cost = self.probe_s / round_s
+        wait = round_s if wait_s is None or self.probes(wait_s) else wait_s
         best, pick = math.inf, 1
         for k in range(1, max(1, most) + 1):
-            t = (1.0 + k * cost) / (1.0 - (1.0 - q) ** k)
+            lost = (1.0 - q) ** k
+            t = (round_s + k * self.probe_s + lost * wait) / (1.0 - lost)
             if t < best:
                 best, pick = t, k
         return pick
