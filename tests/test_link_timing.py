@@ -80,3 +80,18 @@ def test_copies_pay_only_where_few_get_through_and_never_to_a_silent_board() -> 
     for _ in range(1024):  # a board that stopped answering
         meter.answered.tried()
     assert meter.copies(0.010, 16) == 1
+
+
+def test_a_failure_only_a_timer_tells_of_makes_a_second_copy_pay() -> None:
+    meter = LossMeter()
+    for i in range(256):  # 3 copies in 4 answered intact
+        meter.answered.tried()
+        if i % 4:
+            meter.answered.hit()
+    meter.probe_cost(0.010)  # a copy costs the board as much as a round
+    assert meter.copies(0.010, 16) == 1, "a failed round known a round later: one copy"
+    assert meter.copies(0.010, 16, wait_s=0.100) == 2, "known only when a 100 ms timer runs out: two"
+    for _ in range(8):
+        meter.observe("silent")  # losses with no sign: a probe behind the request pays ...
+    assert meter.probes(0.100) >= 1
+    assert meter.copies(0.010, 16, wait_s=0.100) == 1, "... and tells of a failure a round later"
