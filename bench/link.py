@@ -8,7 +8,9 @@ Run: python bench/link.py [--requests 400] [--seconds 2]
     ours / raw of request throughput (one request in flight) is the overhead figure; goal >= 0.9.
 (c) The paths training uses, batch 1 on a pty: host CPU per request (this process, every thread) of the
     raw os.write/os.read floor (512 bytes to an echo peer and back), the tool client (SyncClient), the
-    asyncio client (AsyncDevice.run_chunk), the Device facade and a one-board DevicePool, the last four
+    asyncio client (AsyncDevice.run_chunk, through the background loop), the Device facade (a one-request
+    call runs on the caller's thread on the port the loop lends it: pnn.link.direct) and a one-board
+    DevicePool (through the loop), the last four
     against the firmware (unpaced) through a relay in another process, then again against an instant
     board (", instant": a CPython peer that answers every request at once, as the floor's echo does, so
     the host's own cost is measured without the cold caches of a millisecond wait on the firmware).

@@ -43,6 +43,15 @@ def board_file(folder: Path, **overrides: object) -> str:
     return str(path)
 
 
+def wait_for(predicate, timeout: float, what: str) -> None:
+    """Poll `predicate` until it holds; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(0.02)
+
+
 def kill(sim) -> None:
     """SIGKILL the board's process (no goodbye: like pulling its power)."""
     if sim.proc.poll() is None:
@@ -62,3 +71,47 @@ def restart(sim, *args: str, ready: str, timeout: float = 15.0) -> None:
         if sim.proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"firmware did not restart: {sim.log.read_text(errors='replace')[offset:]}")
         time.sleep(0.02)
+
+
+class CountingFirmware:
+    """tests/fw_counting.py (the firmware's serial loop) on a fresh pty: `fd` is the host side (raw);
+    `runs()` ends it and returns how many RUNs it executed (not counting RESULT-cache replays)."""
+
+    def __init__(self, folder: Path, board: str | None = None) -> None:
+        import os
+        import tty
+
+        self.fd, slave = os.openpty()
+        tty.setraw(self.fd)
+        tty.setraw(slave)
+        self.log = folder / "fw-counting.txt"
+        with open(self.log, "wb") as f:
+            args = [os.ttyname(slave), *([board] if board else [])]
+            self.proc = subprocess.Popen(["micropython", "-X", "heapsize=256k", str(ROOT / "tests" / "fw_counting.py"),
+                                          *args], stdout=f, stderr=f)  # fmt: skip
+        os.close(slave)
+        deadline = time.monotonic() + 15
+        while "serving" not in self.log.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"fw_counting did not start: {self.log.read_text(errors='replace')}")
+            time.sleep(0.02)
+
+    def runs(self) -> int:
+        import os
+
+        from pnn_protocol import frame, messages
+        from pnn_protocol.codec import packb
+
+        os.write(self.fd, b"\x00" + frame(packb(messages.repl(1))))  # a clean line now: the counts, please
+        self.proc.wait(15)
+        counts = self.log.read_text(errors="replace").split("counts ")[-1]
+        return int(counts.split('"runs": ')[1].split(",")[0].rstrip("}"))
+
+    def close(self) -> None:
+        import os
+
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        os.close(self.fd)

@@ -70,6 +70,18 @@ def test_calibration_maps_floats_to_codes_and_back() -> None:
     assert cal.decode(np.array([[186, 3040, 1613]], np.uint16))[0].tolist() == pytest.approx([0.0, 1.0, 0.5], abs=1e-3)
 
 
+@pytest.mark.parametrize("ends", [(None, None), (10, 210), (250, 3), (-5, 300)], ids=str)
+def test_calibration_encodes_as_the_clipped_rounded_line_does(ends) -> None:
+    """encode's in-place ufuncs (and its `clipped` shortcut) give the codes of clip, scale, round, clip."""
+    cal = Calibration(8, 12, dac_lo=ends[0], dac_hi=ends[1])
+    drive = np.random.default_rng(1).uniform(-0.3, 1.3, (64, 256)).astype(np.float32)
+    drive[0] = (np.arange(256) + 0.5) / 256  # half-way codes: rounding must match exactly
+    lo, hi = cal.dac_lo, cal.dac_hi
+    want = np.clip(np.rint(lo + np.clip(drive, 0.0, 1.0) * (hi - lo)), 0, 255).astype("<u2")
+    assert np.array_equal(cal.encode(drive), want)
+    assert np.array_equal(cal.encode(np.clip(drive, 0.0, 1.0), clipped=True), want)
+
+
 def test_sim_device_is_a_physical_system_with_the_boards_physics(quiet: Device) -> None:
     assert isinstance(quiet, pnn.PhysicalSystem) and (quiet.n_in, quiet.n_out) == (32, 8)
     drive = torch.rand(50, 32, generator=torch.Generator().manual_seed(0))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from _fixtures import restart
+from _fixtures import wait_for as _wait_for
 
 from pnn.devices import connect
 from pnn.link import loop as _loop
@@ -24,14 +25,6 @@ from pnn_protocol import frame, messages
 from pnn_protocol.codec import packb
 
 COUNTING = Path(__file__).with_name("fw_counting.py")
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize(("faults", "link", "sign"), [

@@ -10,6 +10,7 @@ Modules:
     client     the asyncio client (AsyncDevice, make_device): ids, window, HELLO, heartbeat, reconnect, outages
     _requests  its table of requests in flight: sends, timers, (fast) re-sends, routing replies
     timing     how long to wait: RFC 6298's retransmission timer plus the board's own work time
+    direct     one RUN on a synchronous caller's own thread, on the serial port the loop lends it
     sync       the one synchronous client (StreamLink, MqttLink, SyncClient, open_serial) for tools and tests
     loop       one background asyncio loop shared by synchronous callers
 """

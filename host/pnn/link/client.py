@@ -95,6 +95,7 @@ class AsyncDevice(RequestTable):
         self._outage_timer: asyncio.TimerHandle | None = None
         self._spawned: set[asyncio.Task[None]] = set()
         self._ticks_in_flight = 0
+        self._direct_ticks = 0  # board ticks of a RUN the caller's thread has in flight (pnn.link.direct)
         self._rto = RetransmitTimer(url["timeout"], url["min_rto"], url["max_rto"])
         self._pace = BoardPace(1.0 / url["rate"])
         self._loss = LossMeter()
@@ -321,7 +322,7 @@ class AsyncDevice(RequestTable):
                 continue
             rid = self._next_id()
             probe = messages.config_request(rid) if self.settings and self.boot is None else messages.ping(rid)
-            wait = max(interval, self._rto.rto) + self._pace.seconds(self._ticks_in_flight)
+            wait = max(interval, self._rto.rto) + self._pace.seconds(self._ticks_ahead())
             sent = time.monotonic()
             try:
                 reply = await self._probe(probe, wait)
@@ -354,7 +355,7 @@ class AsyncDevice(RequestTable):
         if not self.connected:
             raise DeviceUnavailable(f"{self.id}: not connected")
         start = time.monotonic()
-        await self._probe(messages.ping(self._next_id()), self._rto.rto + self._pace.seconds(self._ticks_in_flight))
+        await self._probe(messages.ping(self._next_id()), self._rto.rto + self._pace.seconds(self._ticks_ahead()))
         return time.monotonic() - start
 
     # -- measuring ------------------------------------------------------------------------------
@@ -386,22 +387,47 @@ class AsyncDevice(RequestTable):
             req.fut.set_exception(DeviceUnavailable(f"{self.id}: link down ({self._last_error})"))
         return req
 
-    def _new_run(self, codes: bytes, batch: int, fail_fast: bool) -> InFlight:
-        """The record of one RUN (its window slot taken), registered to receive its reply."""
+    def _ticks_ahead(self) -> int:
+        """Board ticks queued ahead of a request sent now: the loop's RUNs and the caller's thread's."""
+        return self._ticks_in_flight + self._direct_ticks
+
+    def run_message(self, codes: bytes, batch: int) -> tuple[dict[str, Any], int]:
+        """A RUN of `batch` examples of drive codes, with a fresh id, and its board ticks (any thread)."""
         assert self.cal is not None
         p = self.url.params
-        ticks = batch * (p["settle"] + self.n_in) * p["oversample"]
-        rid = self._next_id()
-        msg = messages.run(rid, codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"], self.n_out,
-                           self.cal.drive_width)
-        req = InFlight(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast)
-        self._ticks_in_flight += ticks
+        msg = messages.run(self._next_id(), codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"],
+                           self.n_out, self.cal.drive_width)  # fmt: skip
+        self._first_send = self._first_send or time.monotonic()
+        return msg, batch * (p["settle"] + self.n_in) * p["oversample"]
+
+    def _new_run(self, codes: bytes, batch: int, fail_fast: bool) -> InFlight:
+        """The record of one RUN (its window slot taken), registered to receive its reply."""
+        msg, ticks = self.run_message(codes, batch)
+        return self._register(InFlight(msg, asyncio.get_running_loop().create_future(), ticks, fail_fast=fail_fast))
+
+    def _register(self, req: InFlight) -> InFlight:
+        """A RUN (its window slot taken) counted in flight and routed its reply; its slot frees when done."""
+        self._ticks_in_flight += req.ticks
         req.ahead = self._ticks_in_flight
-        self._pending[rid] = req
+        self._pending[req.msg["id"]] = req
         self._runs.append(req)
         req.fut.add_done_callback(functools.partial(self._finished, req))
-        self._first_send = self._first_send or time.monotonic()
         return req
+
+    async def adopt(self, req: InFlight, reason: BaseException) -> np.ndarray:
+        """A RUN the caller's thread sent (pnn.link.direct) and could not finish, because its port failed
+        or it went unanswered for `give_up`: the loop takes it over, id and tries kept (a re-send that
+        the board already ran is answered from its RESULT cache), drops the link for `reason`, and
+        re-sends it after the reconnect's HELLO, waiting up to `patience` as every request does."""
+        await self._slots.take()
+        if self._fatal is not None or self._closing:
+            self._slots.release()
+            raise self._fatal or DeviceUnavailable(f"{self.id}: closed")
+        req.fut = asyncio.get_running_loop().create_future()
+        self._register(req)
+        if self.connected:  # (else the link is being re-made already, and re-sends it when up)
+            self._drop_link(reason)
+        return self._result(req, await req.fut)
 
     def start(self, drive: np.ndarray, *, fail_fast: bool = False) -> InFlight | None:
         """run_chunk's fast path, with no task and no await (call it on the loop): the RUN is sent before

@@ -129,6 +129,8 @@ class Calibration:
         self.adc_hi = self.adc_top if adc_hi is None else adc_hi
         if self.dac_hi == self.dac_lo or self.adc_hi == self.adc_lo:
             raise CapabilityError("calibration needs distinct lo and hi codes")
+        # both DAC ends are codes the DAC has: a drive in [0, 1] rounds to one too (no clip to do)
+        self._inside = 0 <= min(self.dac_lo, self.dac_hi) and max(self.dac_lo, self.dac_hi) <= self.dac_top
 
     @classmethod
     def for_device(cls, caps: Capabilities, url: DeviceURL) -> Calibration:
@@ -136,12 +138,23 @@ class Calibration:
         return cls(caps.dac_bits, caps.adc_bits, p.get("dac_lo"), p.get("dac_hi"), p.get("adc_lo"), p.get("adc_hi"),
                    caps.drive_width)
 
-    def encode(self, drive: np.ndarray) -> np.ndarray:
-        """float drive [B, n] (clipped to [0, 1]) -> DAC codes, rounded to the nearest code, in the wire's
-        dtype: uint16 little-endian, or uint8 when drive_width is 1 (its .tobytes() is RUN's drive)."""
-        codes = self.dac_lo + np.clip(drive, 0.0, 1.0) * (self.dac_hi - self.dac_lo)
-        return np.clip(np.rint(codes), 0, self.dac_top).astype(self._dtype)
+    def encode(self, drive: np.ndarray, *, clipped: bool = False) -> np.ndarray:
+        """float drive [B, n] (clipped to [0, 1]; `clipped`: it is already) -> DAC codes, rounded to the
+        nearest code, in the wire's dtype: uint16 little-endian, or uint8 when drive_width is 1 (its
+        .tobytes() is RUN's drive)."""
+        # (ufuncs in place: np.clip's Python wrapper costs more than the arithmetic on a 256-sample drive)
+        codes = drive * (self.dac_hi - self.dac_lo) if clipped else np.minimum(np.maximum(drive, 0.0), 1.0)
+        if not clipped:
+            codes *= self.dac_hi - self.dac_lo
+        codes += self.dac_lo
+        np.rint(codes, out=codes)
+        if not self._inside:
+            np.minimum(np.maximum(codes, 0, out=codes), self.dac_top, out=codes)
+        return codes.astype(self._dtype)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """uint16 ADC codes -> float32 responses (full-scale fractions after calibration)."""
-        return ((codes.astype(np.float32) - self.adc_lo) / np.float32(self.adc_hi - self.adc_lo)).astype(np.float32)
+        out = codes.astype(np.float32)
+        out -= self.adc_lo
+        out /= np.float32(self.adc_hi - self.adc_lo)
+        return out

@@ -78,6 +78,11 @@ def _shutdown() -> None:
         _loop.call_soon_threadsafe(_loop.stop)
 
 
+def on_loop_thread() -> bool:
+    """Whether this code runs on the background loop's own thread (where nothing may block)."""
+    return threading.current_thread() is _thread
+
+
 def call_soon(callback: Any, *args: Any) -> None:
     """Run callback(*args) on the background loop soon (thread-safe; from the loop too)."""
     loop = background_loop()

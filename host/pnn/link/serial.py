@@ -6,11 +6,18 @@ bytes arrive (in the transport's data_received) and handed straight to the Devic
 A write watchdog still bounds how long unsent bytes may wait in the buffer, because a board that
 stops reading (crashed, halted in the REPL) would otherwise hold them forever. An unplugged port
 ends the link (LinkDown) and the Device core reopens it when it reappears.
+
+The loop can also lend the open port to one caller's thread (`lend`, then `begin_direct` /
+`end_direct` around each call; pnn.link.direct), its reader paused meanwhile: a synchronous caller
+then writes and reads the port itself, without two thread hand-offs per request. A loop that needs
+the port (any write: a heartbeat, another thread's request) takes it back at once between calls,
+or holds its writes until the call under way ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -69,10 +76,19 @@ class SerialTransport(Transport):
         self._end: asyncio.Future[None] | None = None  # fails with LinkDown when the port goes
         self._watchdog: asyncio.TimerHandle | None = None
         self.bad_frames = 0
+        # lending the port to a caller's thread: the flags change under the lock, from either thread
+        self._lease = threading.Lock()
+        self._lent = False  # the loop's reader is paused: a caller's thread owns the port
+        self._in_use = False  # a direct call is under way
+        self._want_back = False  # the loop needs the port: the call under way hands it back when done
+        self._held: list[bytes] = []  # the loop's writes waiting for that
+        self._fd = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self._decoder.reset()
+        self._unlend()
         self._ready.clear()
         self._end = loop.create_future()
         self._frames = _Frames(self)
@@ -88,10 +104,78 @@ class SerialTransport(Transport):
     def _write(self, data: bytes) -> None:
         if self._port is None or self._end is None or self._end.done():
             raise LinkDown(f"{self.path} is not open")
+        if self._lent and not self._take_back():
+            self._held.append(data)  # a direct call is under way: this goes out when it ends
+            return
         try:
             self._port.write(data)
         except (OSError, serialx.SerialException, ConnectionError, RuntimeError) as e:
             raise LinkDown(f"{self.path}: write failed: {e}") from e
+
+    # -- lending the port to a caller's thread (pnn.link.direct) -------------------------------------
+    def lend(self) -> bool:
+        """On the loop: pause reading and lend the port to a caller's thread until the loop needs it.
+        False where it cannot: not open and served, bytes still to write, messages not yet delivered,
+        or a port with no file descriptor."""
+        port, fd = self._port, getattr(self._port, "_fileno", None)
+        if (port is None or not isinstance(fd, int) or self._end is None or self._end.done() or self._ready
+                or self._deliver is None or port.get_write_buffer_size()):  # fmt: skip
+            return False
+        port.pause_reading()
+        with self._lease:
+            self._lent, self._want_back, self._fd, self._loop = True, False, fd, asyncio.get_running_loop()
+        return True
+
+    @property
+    def lent(self) -> bool:
+        """Whether the port is lent to a caller's thread (False under a direct call: it is closing)."""
+        return self._lent
+
+    @property
+    def decoder(self) -> FrameDecoder:
+        """The frame decoder (its partial frame carries over between the loop's reads and a direct call's)."""
+        return self._decoder
+
+    def begin_direct(self) -> int | None:
+        """On the caller's thread: the lent port's file descriptor for one call (end it with end_direct),
+        or None: not lent, or the loop asked for it back."""
+        with self._lease:
+            if not self._lent or self._want_back:
+                return None
+            self._in_use = True
+            return self._fd
+
+    def end_direct(self) -> None:
+        """On the caller's thread: the call is over; a loop that asked for the port meanwhile gets it."""
+        with self._lease:
+            self._in_use = False
+            back = self._want_back and self._lent
+        if back and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._take_back)
+
+    def _take_back(self) -> bool:
+        """On the loop: the port is the loop's again (False: a direct call is under way; it hands the
+        port back when it ends), and the writes held meanwhile go out."""
+        with self._lease:
+            if self._in_use:
+                self._want_back = True
+                return False
+            lent, self._lent, self._want_back = self._lent, False, False
+        if lent and self._port is not None:
+            self._port.resume_reading()
+        held, self._held = self._held, []
+        try:
+            for data in held:
+                self._write(data)
+        except LinkDown as e:
+            self._ended(e)
+        return True
+
+    def _unlend(self) -> None:
+        """The port is closing: a lease ends (a direct call under way fails on the closed port)."""
+        with self._lease:
+            self._lent = self._want_back = False
+            self._held = []
 
     def _stalled(self) -> None:
         """The write buffer is full (as StreamWriter.drain would wait): the board has that long to read it."""
@@ -129,6 +213,7 @@ class SerialTransport(Transport):
 
     def _ended(self, reason: LinkDown) -> None:
         self._drained()
+        self._unlend()
         if self._end is not None and not self._end.done():
             self._end.set_exception(reason)
             self._end.exception()  # read here too: serve() / recv() may not be waiting on it
@@ -163,6 +248,7 @@ class SerialTransport(Transport):
     async def close(self) -> None:
         port, self._port, self._frames = self._port, None, None
         self._drained()
+        self._unlend()
         if self._end is not None and not self._end.done():
             self._end.set_exception(LinkDown(f"{self.path} closed"))
             self._end.exception()
