@@ -41,6 +41,7 @@ def test_probes_pay_only_while_silent_losses_cost_more_than_they_do() -> None:
     meter.observe("silent")
     meter.probe_cost(0.001)
     assert meter.probes(0.040) == 1, "1/16 of 40 ms > 1 ms; a PONG never seen lost: one probe"
+    assert meter.probes_pay(0.040)  # (the synchronous path's question, pnn.link.direct)
     meter.probe_cost(0.100)
     meter.probe_cost(0.100)
     assert meter.probes(0.040) == 0, "a probe that costs the board more than it saves"

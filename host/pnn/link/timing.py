@@ -144,6 +144,10 @@ class LossMeter:
         seconds = max(0.0, seconds)
         self.probe_s = seconds if not self.probe_s else 0.875 * self.probe_s + 0.125 * seconds
 
+    def probes_pay(self, timeout: float) -> bool:
+        """Whether one probe behind a request saves more waiting than it costs (see `probes`)."""
+        return self.probes(timeout, 1) > 0
+
     def probes(self, timeout: float, most: int = 4) -> int:
         """How many probes behind a request pay: each one while the chance that the request and every
         probe before it end with no sign, x `timeout`, is more waiting saved than a probe costs."""
