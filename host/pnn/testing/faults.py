@@ -320,8 +320,11 @@ class FaultyTransport(Transport):
         while True:
             nxt = d.inj.next_due()
             timeout = None if nxt is None else max(0.0, nxt - time.monotonic())
+            # (asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancel that lands as
+            # the wake-up does, and close() then waits for this pump for ever)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(d.wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await d.wake.wait()
             d.wake.clear()
             try:
                 await self._flush(d)
