@@ -23,7 +23,8 @@ a noisy board one request at a time, so a RUN run twice would shift its noise st
     outage's start to the client's "link back" log line (the run's own total time is too noisy on a
     shared machine to difference).
 Columns: lost (rows a call failed to return), wrong (rows not bit-equal to the fault-free run), extra
-(rows the board counted beyond those asked: double measurements), retries, the board's ERROR answers, the
+(rows the board counted beyond those asked: double measurements), retries, copies (redundant copies of a RUN
+sent at once, over MQTT where most are lost with no sign: the board replays one RESULT), the board's ERROR answers, the
 frames each direction lost, and the time against the fault-free run. "Tolerated" means lost = wrong = extra
 = 0; give-up is by time (the URL's give_up), never by a count of re-sends. "connect s" is how long
 connect() took through the faults (the 351-byte HELLO is re-sent until one gets through).
@@ -114,7 +115,8 @@ def score(name: str, clean: dict, run: dict, counts: dict | None = None) -> dict
            "wrong": int((~same).sum()) - run["lost"], "extra": stats["samples"] - (len(same) - run["lost"]),
            "retries": stats["retries"], "board_errors": stats["errors"], "reconnects": stats["reconnects"],
            "seconds": run["seconds"], "overhead": run["seconds"] / clean["seconds"], "errors": run["errors"],
-           "fast_resends": stats.get("fast_resends", 0), "connect_s": run.get("connect_s", float("nan"))}  # fmt: skip
+           "fast_resends": stats.get("fast_resends", 0), "copies": stats.get("copies", 0),
+           "connect_s": run.get("connect_s", float("nan"))}  # fmt: skip
     if counts is not None:
         row["faults"] = counts
         row["frames_lost"] = {d: c["dropped"] + c["corrupted_frames"] for d, c in counts.items() if d.startswith("to_")}
@@ -424,14 +426,15 @@ def show(report: dict) -> None:
             continue
         rounds = f", medians of {report['repeats']} rounds" if part != "interruptions" else ""
         table = Table(title=f"{title} ({report['rows']} rows, {report['rows_per_call']} per call{rounds})")
-        for col in ("scenario", "tolerated", "lost", "wrong", "extra", "retries", "fast re-sends", "board ERRORs",
+        for col in ("scenario", "tolerated", "lost", "wrong", "extra", "retries", "fast re-sends", "copies", "board ERRORs",
                     "reconnects", "frames lost to / from board", "connect s", "seconds", "x clean", "goal"):  # fmt: skip
             table.add_column(col, justify="left" if col == "scenario" else "right")
         for r in report[part]:
             frames = r.get("frames_lost", {})
             goal = f"<= {r['goal_x']:g}x {'ok' if r['meets_goal'] else 'MISSED'}" if r.get("goal_x") else "-"
             table.add_row(r["scenario"], "yes" if r["tolerated"] else "NO", str(r["lost"]), str(r["wrong"]),
-                          str(r["extra"]), str(r["retries"]), str(r["fast_resends"]), str(r["board_errors"]),
+                          str(r["extra"]), str(r["retries"]), str(r["fast_resends"]), str(r.get("copies", 0)),
+                          str(r["board_errors"]),
                           str(r["reconnects"]), f"{frames.get('to_board', '-')} / {frames.get('to_host', '-')}",
                           f"{r['connect_s']:.2f}", f"{r['seconds']:.2f}", f"{r['overhead']:.2f}", goal)  # fmt: skip
         console.print(table)

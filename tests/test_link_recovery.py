@@ -20,7 +20,7 @@ from _fixtures import wait_for as _wait_for
 from pnn.devices import connect
 from pnn.link import loop as _loop
 from pnn.link.errors import OutageError
-from pnn.testing.faults import Faults, FaultyCable
+from pnn.testing.faults import Faults, FaultyCable, faulty_device
 from pnn_protocol import frame, messages
 from pnn_protocol.codec import packb
 
@@ -120,3 +120,23 @@ def test_a_sim_board_whose_firmware_dies_serves_again_at_the_same_url(tmp_path) 
             board.respawn()
             assert board.url == url and board.restarts == 1
             assert device(torch.rand(2, 16)).shape == (2, 8)
+
+
+def test_redundant_copies_over_mqtt_never_run_a_run_twice(mosquitto_broker, firmware_mqtt) -> None:
+    """Through a broker that loses most RUNs with no sign, each goes out as several copies of one id:
+    the real firmware runs the first to arrive and replays its RESULT for the rest. Its board is
+    noisy and takes one request at a time, so a RUN run twice would shift every later response."""
+    host, port = tuple(mosquitto_broker)
+    firmware_mqtt(mosquitto_broker, "copies-clean", seed=3)
+    firmware_mqtt(mosquitto_broker, "copies-faulty", seed=3)
+    link = "n_in=16&n_out=8&chunk=4&window=1&heartbeat=0"
+    drive = torch.rand(96, 16, generator=torch.Generator().manual_seed(2))
+    with connect(f"mqtt://{host}:{port}/copies-clean?{link}") as board:
+        expected = board(drive)
+    faults = Faults(corrupt=1e-2, drop=0.01, duplicate=0.01, seed=7)
+    with faulty_device(f"mqtt://{host}:{port}/copies-faulty?{link}", faults) as board:
+        got = board(drive)
+        stats = board.stats()
+    assert stats["copies"] > 0, f"the losses should have made copies pay: {stats}"
+    assert stats["requests"] == 24 and stats["samples"] == 96, stats
+    assert torch.equal(got, expected), "a copy ran a RUN twice (the noise stream shifted) or a reply went astray"

@@ -6,7 +6,9 @@ outages) and the state these methods share with it: `_pending` (id -> InFlight),
 What it guarantees: a re-send keeps the request's id (the board's RESULT cache answers it without
 running it again), the first reply per id is the only one used, a damaged frame re-sends at once
 (fast retransmit) but never more than it can have cost, and a request unanswered for `give_up`
-seconds on a live link declares the link down.
+seconds on a live link declares the link down. Where the link loses each message on its own and
+most are lost (a broker drops a damaged PUBLISH with no sign), a RUN goes out as several copies at
+once (LossMeter.copies): the board runs the first to arrive and replays its RESULT for the others.
 """
 
 from __future__ import annotations
@@ -77,59 +79,86 @@ class RequestTable:
             self._last_error = task.exception()
             log.warning("%s: re-send failed: %r", self.id, task.exception())
 
-    async def _send(self, req: InFlight) -> None:
-        """(Re-)send one request and arm its timer; a failed send drops the link."""
-        if not self._arm(req):
+    async def _send(self, req: InFlight, copies: int = 0) -> None:
+        """(Re-)send one request (`copies` of it, 0: as many as pay) and arm its timer; a failed send
+        drops the link."""
+        copies = copies or self._copies(req)
+        if not self._arm(req, copies):
             return
         try:
-            await self.transport.send(req.msg)
-            if self._probes_pay(req):
-                await self.transport.send(self._tail_probe(req))
+            for _ in range(copies):
+                await self.transport.send(req.msg)
+            for i in range(self._probes(req)):
+                await self.transport.send(self._tail_probe(req, i + 1))
         except LinkDown as e:
             self._drop_link(e)
 
-    def _probes_pay(self, req: InFlight) -> bool:
-        return req.retransmit and not req.control and self._loss.probes_pay(req.deadline - req.sent)
+    def _copies(self, req: InFlight) -> int:
+        """Copies of `req` to send at once: 1 but for a RUN on a link whose messages are lost one by one
+        (Transport.max_copies), where the measured losses make more pay (LossMeter.copies)."""
+        most = self.transport.max_copies
+        if most <= 1 or req.control or not req.retransmit or req.expiries > self._loss.free_expiries():
+            return 1  # (backing off: expiries past what the losses explain, the board may be gone)
+        board = self._pace.tick_s * req.ticks
+        return self._loss.copies((self._rto.srtt or self._rto.rto) + board, most, self._rto.rto + 1.25 * board)
 
-    def _tail_probe(self, req: InFlight) -> dict[str, Any]:
+    def _probes(self, req: InFlight) -> int:
+        """Tail probes behind `req`: one at most, behind RUNs only, on a byte stream (there a damaged
+        probe draws a BAD_CRC that cannot be told from its request's, and re-sends it); where messages
+        are lost one by one with no sign (Transport.max_copies > 1), as many as pay, behind the HELLO too."""
+        if not req.retransmit:
+            return 0
+        if self.transport.max_copies <= 1:
+            return 0 if req.control else min(1, self._loss.probes(req.deadline - req.sent))
+        return self._loss.probes(req.deadline - req.sent, min(4, self.transport.max_copies))
+
+    def _tail_probe(self, req: InFlight, nth: int) -> dict[str, Any]:
         """A PING to send right behind the RUN `req`, on a link that loses requests or replies with no
         sign: the board answers in order, so a PONG that overtakes the RESULT says the RUN or its RESULT
         was lost, one round trip after the send instead of a whole timeout (see _overtaken). Sent only
-        while silent losses cost more waiting than probes cost the board: loss rate x timeout > PING time."""
+        while silent losses cost more waiting than probes cost the board: loss rate x timeout > PING time,
+        and a second (`nth`) while the first may be lost too (LossMeter.probes)."""
         loop = asyncio.get_running_loop()
         probe = InFlight(messages.ping(self._next_id()), loop.create_future(), control=True, retransmit=False)
-        probe.ahead, probe.sent, probe.tries = self._ticks_in_flight, loop.time(), 1
+        probe.ahead, probe.sent, probe.tries, probe.batch = self._ticks_in_flight, loop.time(), 1, 1
         self._pending[probe.msg["id"]] = probe
         probe.fut.add_done_callback(lambda _f: self._forget(probe))
-        probe.first = -1.0  # (marks a tail probe: its answer measures what it cost, see _answered)
+        probe.first = -float(nth)  # (marks the nth tail probe: its answer measures what it cost, see _answered)
+        self._loss.ponged.tried()
         probe.timer = loop.call_at(req.deadline, self._forget, probe)  # unanswered by then: the RUN's timer's turn
         self._stats["probes"] += 1
         return probe.msg
 
-    def _resend(self, req: InFlight) -> None:
+    def _resend(self, req: InFlight, copies: int = 0) -> None:
         """Send `req` again, in a task: on the next turn of the loop, so that a reply already on its way
         in the same read (a burst of damaged frames, each asking for re-sends) cancels it (_send checks)."""
-        self._spawn(self._send(req))
+        self._spawn(self._send(req, copies))
 
     def _send_now(self, req: InFlight) -> None:
         """The first send of a request where the link can send without waiting: in this call, no task."""
-        if self._arm(req):
+        copies = self._copies(req)
+        if self._arm(req, copies):
             try:
-                self.transport.send_nowait(req.msg)
-                if self._probes_pay(req):
-                    self.transport.send_nowait(self._tail_probe(req))
+                for _ in range(copies):
+                    self.transport.send_nowait(req.msg)
+                for i in range(self._probes(req)):
+                    self.transport.send_nowait(self._tail_probe(req, i + 1))
             except LinkDown as e:
                 self._drop_link(e)
 
-    def _arm(self, req: InFlight) -> bool:
-        """Count a send of `req` and set its timer (False: it is answered already, nothing to send)."""
+    def _arm(self, req: InFlight, copies: int = 1) -> bool:
+        """Count a send of `copies` of `req` and set its timer (False: it is answered already, nothing to send)."""
         if req.fut.done():
             return False
         loop = asyncio.get_running_loop()
         req.sent = loop.time()
         req.first = req.first or req.sent
-        req.tries += 1
+        req.tries += copies
+        req.batch = copies
         if req.retransmit:
+            if not req.control:
+                self._loss.answered.tried(copies)
+                self._stats["copies"] += copies - 1
             if req.timer is not None:
                 req.timer.cancel()
             backoff = max(0, req.expiries - self._loss.free_expiries())  # this request's, past what losses explain
@@ -148,7 +177,7 @@ class RequestTable:
             self._drop_link(LinkDown(f"{self.id}: no reply to request {req.msg['id']} for {waited:.1f} s"))
             return
         req.expiries += 1
-        req.settled += 1  # deemed lost
+        req.settled += req.batch  # its last send deemed lost, every copy of it
         self._loss.observe("silent")
         self._stats["retries"] += 1
         log.info("%s: no reply to request %d yet; re-sending (re-send %d)", self.id, req.msg["id"], req.expiries)
@@ -201,7 +230,9 @@ class RequestTable:
             self._stats["fast_resends"] += 1
             oldest.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
             oldest.sent = now  # (the send sets it again) so that a second damaged frame in this read picks another
-            self._resend(oldest)
+            # a lone request: every copy of its last send is accounted for, send as many again; else one
+            # frame lost, one copy: re-sends never multiply
+            self._resend(oldest, 0 if len(live) == 1 else 1)
 
     async def _read(self) -> None:
         """Route every message from the board until the link goes."""
@@ -211,6 +242,10 @@ class RequestTable:
         """Hand a reply to the request waiting for its id; count the rest."""
         self._last_rx = time.monotonic()
         rid, t = msg.get("id"), msg.get("t")
+        if t == messages.RESULT:
+            self._loss.answered.hit()  # (a late one too: it answers one copy sent, for the ratio of copies answered)
+        elif t == messages.PONG:
+            self._loss.ponged.hit()  # (a late one too: the probe was not lost, only slow)
         if rid is None:
             self._stats["errors" if t == messages.ERROR else "stale"] += 1
             if t == messages.ERROR and msg.get("code") in _FRAME_ERRORS:
@@ -246,11 +281,12 @@ class RequestTable:
         now = asyncio.get_running_loop().time()
         if t := msg.get("period_us"):
             self._pace.reported(t)
-        if req.tries == 1:  # Karn's rule: a re-sent request's timing is ambiguous (and waits inflate it)
-            total = now - req.sent  # = the link's round trip + the board's work queued ahead of the reply
-            if req.ticks:
-                self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
-            self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
+        if req.tries == req.batch:  # its first send: a reply overtook what was sent before it
+            if req.tries == 1:  # Karn's rule: a re-sent request's timing is ambiguous, and so is a copy's
+                total = now - req.sent  # (a replay behind others) = the link's round trip + the board's work ahead
+                if req.ticks:
+                    self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
+                self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
             self._overtaken(req)
         else:
             self._time_control(req, now)
@@ -258,7 +294,7 @@ class RequestTable:
             self._loss.observe("ok")
             self._replied_at = now
         elif req.first < 0 and self._replied_at > req.sent:  # a tail probe behind a RUN answered meanwhile
-            self._loss.probe_cost(now - self._replied_at)
+            self._loss.probe_cost((now - self._replied_at) / -req.first)
         req.fut.set_result(msg)
 
     def _overtaken(self, answered: InFlight) -> None:

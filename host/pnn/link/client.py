@@ -13,7 +13,9 @@ What it guarantees:
   reply per id is the only one used. A damaged frame (the board's BAD_CRC / BAD_FRAME / TOO_LONG with
   id nil, or one this host receives) re-sends what is in flight at once (fast retransmit); a lone
   request (the HELLO, window=1) once every send of it drew its frame, so re-sends never multiply. A
-  link that loses frames with no sign gets a PING behind each RUN while that pays (_tail_probe).
+  link that loses frames with no sign gets a PING behind each RUN while that pays (_tail_probe); over
+  MQTT, where each message is lost on its own, as many PINGs as pay, behind the HELLO too, and each RUN
+  as the copies that pay at once (LossMeter.copies: same id, so the board runs it once).
 - The HELLO is timed by the frames it draws, so a lost one waits a round trip, not the URL's timeout;
   timer expiries that the measured silent-loss rate explains do not back off (LossMeter).
 - Give-up is by time (`give_up`), never by a count: a request unanswered that long on a live link, or
@@ -100,7 +102,7 @@ class AsyncDevice(RequestTable):
         self._loss = LossMeter()
         self._replied_at = 0.0  # loop time of the last reply to a request (a tail probe's cost is its lag)
         self._stats = dict(samples=0, requests=0, retries=0, fast_resends=0, duplicates=0, stale=0, errors=0,
-                           reconnects=0, reboots=0, busy_s=0.0, overruns=0, probes=0)  # fmt: skip
+                           reconnects=0, reboots=0, busy_s=0.0, overruns=0, probes=0, copies=0)  # fmt: skip
         self._first_send = self._last_reply = 0.0
 
     def _next_id(self) -> int:

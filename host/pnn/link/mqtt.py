@@ -30,6 +30,8 @@ CONNECT_TIMEOUT_S = 5.0
 class MqttTransport(Transport):
     """One broker connection per board (so a board's reconnects never disturb the others)."""
 
+    max_copies = 16  # each message is delivered whole or dropped on its own: copies cost CPU, not wire time
+
     def __init__(self, url: DeviceURL) -> None:
         self.url = url
         self.req, self.resp, self.status = messages.topics(url.target, url["prefix"])

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -93,31 +93,92 @@ class BoardPace:
 
 
 @dataclass
+class Ratio:
+    """The share of `trials` that succeeded, over about the last `span` trials (older halves forgotten
+    in turn, so it follows the link), or `prior` before `span / 4` trials were seen."""
+
+    span: int = 64
+    prior: float = 1.0
+    trials: float = 0.0
+    hits: float = 0.0
+
+    def tried(self, n: int = 1) -> None:
+        self.trials += n
+        if self.trials > self.span:
+            self.trials, self.hits = self.trials / 2, self.hits / 2
+
+    def hit(self) -> None:
+        self.hits += 1
+
+    @property
+    def value(self) -> float:
+        return min(1.0, self.hits / self.trials) if self.trials >= self.span / 4 else self.prior
+
+
+@dataclass
 class LossMeter:
     """How often a send is lost with no sign (only a timer's expiry, or a later reply overtaking it,
-    tells), smoothed over about the last `span` sends.
+    tells), smoothed over about the last `span` sends; how often one copy of a RUN draws an intact
+    RESULT, and a tail probe its PONG.
 
     It sets how many timer expiries in a row the link's losses alone explain (no backoff for
-    those: re-sending into a noisy line that answers in time is no congestion), and whether a probe
-    behind each request pays (see AsyncDevice._tail_probe).
+    those: re-sending into a noisy line that answers in time is no congestion), how many probes
+    behind each request pay (see AsyncDevice._tail_probe), and how many copies of a RUN to send at
+    once where the link loses messages one by one (`copies`).
     """
 
     span: int = 16
     silent: float = 0.0
     probe_s: float = 0.0  # what a probe costs: its PONG's lag behind the RESULT it trailed (the board's PING work)
+    # RUN copies sent -> RESULTs back intact (late ones too), over enough copies for a few dozen RESULTs
+    # where 1 in 13 gets through
+    answered: Ratio = field(default_factory=lambda: Ratio(256))
+    ponged: Ratio = field(default_factory=Ratio)  # tail probes sent -> PONGs back intact
 
     def observe(self, outcome: str) -> None:
         """One send's outcome: "ok" (answered intact), "damaged" (a damaged frame said so), "silent"."""
         self.silent += (float(outcome == "silent") - self.silent) / self.span
 
     def probe_cost(self, seconds: float) -> None:
-        """A PONG arrived `seconds` after the RESULT of the RUN it trailed."""
+        """A PONG arrived `seconds` after the RESULT of the RUN it trailed (per probe ahead of it)."""
         seconds = max(0.0, seconds)
         self.probe_s = seconds if not self.probe_s else 0.875 * self.probe_s + 0.125 * seconds
 
     def probes_pay(self, timeout: float) -> bool:
-        """Whether a probe behind a request saves more waiting (silent losses x `timeout`) than it costs."""
-        return self.silent * timeout > self.probe_s
+        """Whether one probe behind a request saves more waiting than it costs (see `probes`)."""
+        return self.probes(timeout, 1) > 0
+
+    def probes(self, timeout: float, most: int = 4) -> int:
+        """How many probes behind a request pay: each one while the chance that the request and every
+        probe before it end with no sign, x `timeout`, is more waiting saved than a probe costs."""
+        n, unknown = 0, self.silent
+        while n < most and unknown * timeout > self.probe_s:
+            n += 1
+            unknown *= 1.0 - self.ponged.value
+        return n
+
+    def copies(self, round_s: float, most: int, wait_s: float | None = None) -> int:
+        """How many copies of a RUN to send at once (same id: the board runs it once and replays its
+        RESULT for the others), on a link where each copy is lost or kept on its own (MQTT: a broker
+        delivers each message whole or not at all), a round of them takes `round_s`, and a round that
+        fails is known for one after `wait_s` (its timer; a round when a tail probe goes behind it).
+
+        The one that minimises the expected time to an intact RESULT,
+        (round_s + k x cost + P(no copy answered intact) x wait) / P(some copy answered intact),
+        where a copy costs the board about what a probe costs it (`probe_s`): 1 on a clean link, more
+        as fewer copies get through. 1 until a probe's cost was measured, and 1 where not one RESULT in
+        the window came back (a board gone quiet gets no flood)."""
+        q = self.answered.value
+        if q >= 1.0 or self.answered.hits < 1.0 or self.probe_s <= 0.0 or round_s <= 0.0:
+            return 1
+        wait = round_s if wait_s is None or self.probes(wait_s) else wait_s
+        best, pick = math.inf, 1
+        for k in range(1, max(1, most) + 1):
+            lost = (1.0 - q) ** k
+            t = (round_s + k * self.probe_s + lost * wait) / (1.0 - lost)
+            if t < best:
+                best, pick = t, k
+        return pick
 
     def free_expiries(self, chance: float = 0.01) -> int:
         """Timer expiries in a row that silent losses at this rate explain more often than `chance`: the
@@ -132,14 +193,15 @@ class InFlight:
     """One request in flight: its message, the future its reply resolves, its timer and what sets it."""
 
     __slots__ = ("msg", "fut", "ticks", "ahead", "first", "sent", "tries", "expiries", "timer", "control", "fail_fast",
-                 "retransmit", "settled", "deadline")
+                 "retransmit", "settled", "deadline", "batch")
 
     def __init__(self, msg: dict[str, Any], fut: asyncio.Future[dict[str, Any]], ticks: int = 0, *,
                  control: bool = False, fail_fast: bool = False, retransmit: bool = True) -> None:
         self.msg, self.fut, self.ticks = msg, fut, ticks
         self.ahead = ticks  # board ticks queued before its reply, its own included
         self.first = self.sent = self.deadline = 0.0  # (deadline: when its timer runs out)
-        self.tries = self.expiries = 0  # sends, and timer expiries (each doubles its next timeout)
+        self.tries = self.expiries = 0  # copies sent, and timer expiries (each doubles its next timeout)
+        self.batch = 0  # copies in its last send (1 unless the link pays for redundant copies, see LossMeter.copies)
         self.settled = 0  # its sends accounted for: by a frame they drew (damaged, an ERROR) or a timer expiry
         self.timer: asyncio.TimerHandle | None = None
         self.control, self.fail_fast, self.retransmit = control, fail_fast, retransmit

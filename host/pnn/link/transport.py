@@ -22,6 +22,9 @@ class Transport(ABC):
     bad_frames: int = 0
     on_bad_frame: Callable[[], None] | None = None
     sync_send: bool = False  # send_nowait works (the core then sends a new request without a task)
+    # most copies of a RUN sent at once where losses make them pay: 1 on a byte stream, whose copies queue
+    # behind each other on one wire and in a board's small receive buffer (see LossMeter.copies)
+    max_copies: int = 1
 
     def damaged(self) -> None:
         """A frame arrived damaged: count it and tell the core."""
