@@ -161,11 +161,24 @@ class RequestTable:
                 self._stats["copies"] += copies - 1
             if req.timer is not None:
                 req.timer.cancel()
-            backoff = max(0, req.expiries - self._loss.free_expiries())  # this request's, past what losses explain
-            link = min(self.url["max_rto"], self._rto.rto * 2 ** min(backoff, 16))
-            req.deadline = req.sent + link + self._pace.seconds(req.ahead)
+            req.deadline = self._deadline(req)
             req.timer = loop.call_at(req.deadline, self._expire, req)
         return True
+
+    def _deadline(self, req: InFlight) -> float:
+        """When the send of `req` made at req.sent is deemed lost: the RTO, backed off by this request's
+        expiries past what the measured silent losses explain, plus the board's time for the work ahead."""
+        backoff = max(0, req.expiries - self._loss.free_expiries())
+        link = min(self.url["max_rto"], self._rto.rto * 2 ** min(backoff, 16))
+        return req.sent + link + self._pace.seconds(req.ahead)
+
+    def _time_reply(self, req: InFlight, now: float, fast_down: bool = False) -> None:
+        """Learn from the reply to a request sent once (Karn's rule: a re-sent request's timing is
+        ambiguous, and so is a copy's, a replay behind others): the board's pace and the link's RTT."""
+        total = now - req.sent  # the link's round trip + the board's work ahead
+        if req.ticks:
+            self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
+        self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=fast_down)
 
     def _expire(self, req: InFlight) -> None:
         """A request's timer ran out: re-send it (backing off), or after `give_up` declare the link down."""
@@ -282,11 +295,8 @@ class RequestTable:
         if t := msg.get("period_us"):
             self._pace.reported(t)
         if req.tries == req.batch:  # its first send: a reply overtook what was sent before it
-            if req.tries == 1:  # Karn's rule: a re-sent request's timing is ambiguous, and so is a copy's
-                total = now - req.sent  # (a replay behind others) = the link's round trip + the board's work ahead
-                if req.ticks:
-                    self._pace.observed(total - (self._rto.srtt or 0.0), req.ahead)
-                self._rto.sample(total - req.ahead * self._pace.tick_s, fast_down=req.control and not req.ahead)
+            if req.tries == 1:
+                self._time_reply(req, now, fast_down=req.control and not req.ahead)
             self._overtaken(req)
         else:
             self._time_control(req, now)

@@ -167,9 +167,7 @@ class DirectPath:
         req.sent = time.monotonic()
         req.first = req.first or req.sent
         req.tries += 1
-        backoff = max(0, req.expiries - dev._loss.free_expiries())  # past what silent losses explain
-        link = min(dev.url["max_rto"], dev._rto.rto * 2 ** min(backoff, 16))
-        req.deadline = req.sent + link + dev._pace.seconds(req.ahead)
+        req.deadline = dev._deadline(req)
 
     def _write(self, fd: int, data: bytes) -> LinkDown | None:
         """Write a frame; a board that reads none of it for WRITE_WATCHDOG_S seconds is a dead link."""
@@ -239,9 +237,6 @@ class DirectPath:
         if t := msg.get("period_us"):
             dev._pace.reported(t)
         if req.tries == 1:
-            total = now - req.sent  # the link's round trip + the board's work for this RUN
-            if req.ticks:
-                dev._pace.observed(total - (dev._rto.srtt or 0.0), req.ahead)
-            dev._rto.sample(total - req.ahead * dev._pace.tick_s)
+            dev._time_reply(req, now)
         dev._loss.observe("ok")
         dev._replied_at = now
