@@ -69,8 +69,9 @@ def test_through_a_corrupting_cable_the_direct_path_never_runs_a_run_twice(count
                 assert board(drive[i : i + 2]).shape == (2, 16)
             stats, calls, resends = board.stats(), board.direct.calls, board.direct.resends
     assert stats["fast_resends"] + stats["retries"] > 0, f"the faults should have cost re-sends: {stats}"
-    # (a call takes the loop's way while the silent-loss rate makes its tail probes pay)
-    assert calls >= 20 and resends > 0, f"calls on the caller's thread: {calls} of 120, {resends} re-sent there"
+    # (a call takes the loop's way while the silent-loss rate makes its tail probes pay: how many do depends
+    # on the losses the meter has seen, so only "some" is a fixed claim; runs == requests is the guarantee)
+    assert calls > 0 and resends > 0, f"calls on the caller's thread: {calls} of 120, {resends} re-sent there"
     assert fw.runs() == stats["requests"] == 120, stats  # each RUN executed exactly once
 
 
