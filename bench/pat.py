@@ -7,7 +7,11 @@ noise, 1% gain jitter, drift, unit-to-unit variation: seed s is board s), on a f
 same split for every trainer and seed). Columns:
 
 - digital: the same net with trainable Linear+tanh layers in the physical slots; linear: the physics removed
-  (identity, bin-averaged to n_out), the same digital parameters; lift = PAT - linear. With `passes` = P
+  (identity, bin-averaged to n_out), the same digital parameters; lift = PAT - linear. The encoders keep their
+  clip to the DAC range [0, 1], so with `mix` "linear" is a one-hidden-layer clipped-ReLU net; "lin-unclip"
+  (trainer linear-unclipped) also drops the clip: the same parameters as an affine function of the input, the
+  issue's linear classifier, and "lift unclip" = PAT - lin-unclip is the one TARGETS["lift"] is held to
+  (TARGETS["lift_baseline"]). With `passes` = P
   (P passes of the one board per layer, side by side) every trainer has P drives of n_in per layer and
   P * n_out features into the readout (the `feat` column): the linear row too (P identity passes, each
   bin-averaged), so a wider physical output widens the linear baseline's features alike. With `repeats` = R
@@ -98,7 +102,11 @@ ROWS: dict[str, dict] = {
         "train": TrainConfig(depth=3, epochs=25, batch_size=64),
     },
 }
-TARGETS = {"lift": 0.03, "optical-vowels-2": 0.93, "mechanical-digits": 0.87, "pat-silico": 0.15}
+# "lift_baseline": the trainer the lift target is measured against: the issue's "linear model with the same digital
+# parameters, the physics replaced by identity" is affine; the clipped "linear" (a stronger, nonlinear baseline) is
+# reported beside it, as "lift".
+TARGETS = {"lift": 0.03, "lift_baseline": "linear-unclipped", "optical-vowels-2": 0.93, "mechanical-digits": 0.87,
+           "pat-silico": 0.15}
 
 
 def make_pat_func(f_true, f_twin):
@@ -169,7 +177,7 @@ def load(row: dict, vowels: Path) -> Task:
 
 
 def run_seed(name: str, row: dict, task: Task, seed: int, quick: bool, overhead_steps: int,
-             trainers: tuple[str, ...] = ("digital", "linear", "in-silico", "pat")) -> dict:
+             trainers: tuple[str, ...] = ("digital", "linear", "linear-unclipped", "in-silico", "pat")) -> dict:
     kind, options = row["system"]
     options = dict(options)
     noise = physics.Noise(**options.pop("noise", {}))
@@ -227,22 +235,25 @@ def summarise(name: str, row: dict, seeds: list[dict]) -> dict:
         "name": name, "task": row["task"][0], "system": row["system"][0], "config": asdict(row["train"]),
         "seeds": seeds, "mean": {t: statistics.mean(v) for t, v in acc.items()},
         "lift": [s["accuracy"]["pat"] - s["accuracy"]["linear"] for s in seeds],
+        # seeds from a pat.json written before the trainer existed have none: NaN, shown as "-"
+        "lift_unclipped": [s["accuracy"]["pat"] - s["accuracy"].get("linear-unclipped", math.nan) for s in seeds],
         "pat_minus_silico": [s["accuracy"]["pat"] - s["accuracy"]["in-silico"] for s in seeds],
     }
     summary["mean_lift"] = statistics.mean(summary["lift"])
+    summary["mean_lift_unclipped"] = statistics.mean(summary["lift_unclipped"])
     return summary
 
 
 def table(summaries: list[dict]) -> Table:
     t = Table(title="bench/pat.py: test accuracy on the simulated system, mean +- std over seeds (%)")
-    columns = ("row", "L", "feat", "R", "seeds", "twin NRMSE", "cos uni/train/pnn", "digital", "linear", "in-silico",
-               "PAT", "lift", "PAT-silico", "PAT ref twin", "q", "overhead pnn/ref %", "min")
+    columns = ("row", "L", "feat", "R", "seeds", "twin NRMSE", "cos uni/train/pnn", "digital", "linear", "lin-unclip",
+               "in-silico", "PAT", "lift", "lift unclip", "PAT-silico", "PAT ref twin", "q", "overhead pnn/ref %", "min")
     for c in columns:
         t.add_column(c, justify="left" if c == "row" else "right", no_wrap=True)
     for s in summaries:
         seeds = s["seeds"]
-        acc = {k: [x["accuracy"].get(k, math.nan) for x in seeds] for k in ("digital", "linear", "in-silico", "pat",
-                                                                            "pat-ref-twin")}
+        acc = {k: [x["accuracy"].get(k, math.nan) for x in seeds] for k in ("digital", "linear", "linear-unclipped",
+                                                                            "in-silico", "pat", "pat-ref-twin")}
         over = [x["overhead"] for x in seeds if "overhead" in x]
         overhead_cell = "-" if not over else f"{over[0]['pnn_percent']:.1f} / {over[0]['ref_percent']:.1f}"
         cos = "/".join(f"{statistics.mean(x['cos'].get(k, math.nan) for x in seeds):.2f}"
@@ -251,8 +262,9 @@ def table(summaries: list[dict]) -> Table:
         passes, n_out = s["config"].get("passes", 1), ROWS[s["name"]]["system"][1]["n_out"]
         t.add_row(s["name"], str(s["config"]["depth"]), str(passes * n_out), str(s["config"].get("repeats", 1)),
                   str(len(seeds)), _ms([x["twin_nrmse"] for x in seeds], 1, digits=3), cos, _ms(acc["digital"]),
-                  _ms(acc["linear"]),
+                  _ms(acc["linear"]), _ms(acc["linear-unclipped"]),
                   _ms(acc["in-silico"]), _ms(acc["pat"]), _ms(s["lift"], sign=True),
+                  _ms(s["lift_unclipped"], sign=True),
                   _ms(s["pat_minus_silico"], sign=True), _ms(acc["pat-ref-twin"]), f"{statistics.mean(queries) / 1e3:.0f}k",
                   overhead_cell,
                   f"{sum(x['total_seconds'] for x in seeds) / 60:.0f}")
