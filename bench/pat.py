@@ -27,8 +27,11 @@ same split for every trainer and seed). Columns:
 - rows: hybrid nets (`mix`: a trainable digital Linear before each physical layer) beside one pure physical
   net, mechanical-digits-pure (the paper's: only the element-wise rescaling between layers), where the
   digital part cannot make up for a twin's errors, so in-silico training fails and PAT is what works.
-  optical-vowels-2 uses pnn's SHG twin (`kind = "shg"`: the physics with its constants learned), the
-  reference recipe the paper's MLP.
+  optical-vowels-2 and optical-fashion use pnn's SHG twin (`kind = "shg"`: the physics with its constants
+  learned), the reference recipe the paper's MLP. optical-fashion trains on all 60k Fashion-MNIST training
+  images (tested on the same first 2000 test images as the 2000-image rows): with 2000 (and lr 0.01, the MLP
+  twin) PAT, linear and lin-unclip all sat at 82-83%, data-limited; with 60k the quartic SHG features gain
+  ~4 points over the affine net.
 - PAT(ref twin): PAT with the reference recipe's twin, on the same system; q = physical samples (twin
   data + training queries), the same for both, so the two are accuracy per physical sample.
 - overhead: PAT step CPU time (this thread's: other processes on a shared machine do not count) outside
@@ -64,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VOWELS = ROOT / "host" / "pnn" / "datasets" / "vowels_hillenbrand_subset.csv"  # shipped with pnn
 KINDS = {"electronic": physics.Electronic, "mechanical": physics.Mechanical, "optical": physics.Optical}
 FASHION = ("fashion-mnist", None, 2000, 2000)  # task, data, train subset, test subset
+FASHION_ALL = ("fashion-mnist", None, 60000, 2000)  # every training image, the same 2000 test images
 
 ROWS: dict[str, dict] = {
     "electronic-fashion": {
@@ -71,10 +75,11 @@ ROWS: dict[str, dict] = {
         "twin": {"samples": 1500, "epochs": 30, "kind": "temporal", "kernel": 16},
         "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=5, batch_size=64, lr=0.01, passes=8),
     },
-    "optical-fashion": {
-        "task": FASHION, "system": ("optical", {"n_in": 32, "n_out": 32}),
-        "twin": {"samples": 2000, "epochs": 40, "hidden": [256, 256]},
-        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=8, batch_size=64, lr=0.01, passes=8),
+    "optical-fashion": {  # all 60k training images: the SHG's quartic features gain from data, a linear model less
+        "task": FASHION_ALL, "system": ("optical", {"n_in": 32, "n_out": 32}),
+        "twin": {"samples": 2000, "epochs": 60, "kind": "shg", "hidden": []},  # the SHG physics, constants learned
+        "reference_fit": {"kind": "mlp", "hidden": [256, 256], "epochs": 40},  # the paper's recipe
+        "train": TrainConfig(depth=1, mix=True, norm="batch", epochs=8, batch_size=64, lr=0.003, passes=8),
         "reference_twin": True,
     },
     "optical-vowels-2": {
