@@ -91,7 +91,7 @@ def prepare(name: str, setup: dict[str, Any], console: Console) -> dict[str, Any
     return {"task": task, "system": system.inner, "twin": twin, "cfg": setup["cfg"], "split": setup["split"]}
 
 
-REFERENCE = ("digital", "linear")  # digital nets: no physical query, a reference and never "the fewest"
+REFERENCE = ("digital", "linear", "linear-unclipped")  # digital nets: no physical query, a reference and never "the fewest"
 OPTIONS = {"cma-es": {"popsize": 4}}  # the smallest useful population: per step, 4 passes where SPSA takes 2
 _PREPARED: dict[str, dict[str, Any]] = {}  # filled before the worker processes fork
 

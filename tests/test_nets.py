@@ -1,11 +1,12 @@
-"""The networks: the linear baseline is the physical net with the physics removed; hybrid options."""
+"""The networks: the linear baselines are the physical net with the physics (and for linear-unclipped the clip)
+removed; hybrid options."""
 
 import pytest
 import torch
 from toy_systems import Exact, LeakyTanh
 
 from pnn.data import Task, load_task
-from pnn.nets import TrainConfig, build
+from pnn.nets import TRAINERS, TrainConfig, build
 from pnn.train import accuracy, train
 
 
@@ -139,3 +140,62 @@ def test_a_deep_linear_baseline_is_tested_as_well_as_it_trains() -> None:
                    show_progress=False)
     accuracies = [row["test_accuracy"] for row in result.history]
     assert accuracies[-1] > 0.85, accuracies  # torch's default eps gave 0.10 (chance) at the end
+
+
+# linear-unclipped: the physics and the encoders' clip removed, so the same parameters form an affine net
+UNCLIPPED_CONFIGS = [
+    TrainConfig(depth=1, mix=True, passes=4),  # bench/pat.py's Fashion rows' shape
+    TrainConfig(depth=2, mix=True, passes=2),
+    TrainConfig(depth=2),
+    TrainConfig(depth=1, encoder="concat", mix=True),
+]
+
+
+def _system(cfg):
+    return LeakyTanh(96, n_out=32) if cfg.encoder == "concat" else LeakyTanh(64, n_out=32)  # 64 digit pixels fit
+
+
+def _trained_like(trainer, task, system, cfg):
+    """The net for `trainer` in test mode, its encoder gains raised so most drives would clip, BatchNorm statistics set."""
+    net, train_bodies, test_bodies = build(trainer, task, system, None, cfg)
+    with torch.no_grad():
+        for encoder in net.encoders:
+            encoder.a.mul_(8.0)  # drives spread far beyond the DAC's [0, 1]
+        net.use(train_bodies).train()(task.x_train)  # running statistics, as after training
+    return net.use(test_bodies).eval()
+
+
+@pytest.mark.parametrize("cfg", UNCLIPPED_CONFIGS)
+def test_linear_unclipped_has_the_physical_nets_parameters(task, cfg):
+    system = _system(cfg)
+    pat, _, _ = build("pat", task, system, _exact(system), cfg)
+    net, train_bodies, test_bodies = build("linear-unclipped", task, system, None, cfg)
+    assert _shapes(net) == _shapes(pat)
+    for (name, a), b in zip(net.named_parameters(), pat.parameters(), strict=True):
+        assert torch.equal(a, b), name  # same seed, same start: only the layer slots and the clip differ
+    assert all(sum(p.numel() for p in body.parameters()) == 0 for body in train_bodies + test_bodies)
+
+
+@pytest.mark.parametrize("cfg", UNCLIPPED_CONFIGS)
+def test_linear_unclipped_is_affine_in_the_input_and_linear_is_not(task, cfg):
+    """f(x + y) - f(y) = f(x) - f(0) for an affine f; `linear` with the same parameters clips and breaks it."""
+    system = _system(cfg)
+    x, y = task.x_test[:16], task.x_test[16:32]
+    zero = torch.zeros_like(x)
+    gaps = {}
+    with torch.no_grad():
+        for trainer in ("linear-unclipped", "linear"):
+            f = _trained_like(trainer, task, system, cfg)
+            lhs, rhs = f(x + y) - f(y), f(x) - f(zero)
+            gaps[trainer] = float((lhs - rhs).abs().max() / rhs.abs().max())
+    assert gaps["linear-unclipped"] < 1e-4, gaps
+    assert gaps["linear"] > 0.05, gaps  # the clip makes the other baseline nonlinear: the check can tell
+
+
+def test_linear_unclipped_is_listed_and_learns(task):
+    assert "linear-unclipped" in TRAINERS
+    system = LeakyTanh(64)
+    result = train("linear-unclipped", task, system, None, TrainConfig(depth=1, mix=True, epochs=3),
+                   show_progress=False)
+    assert result.test_accuracy > 0.7, result.test_accuracy  # chance is 0.1; logistic regression ~0.9 here
+    assert result.history[-1].get("queries", 0) == 0  # a digital net: the system is never driven

@@ -15,7 +15,10 @@ layer slots while training and while testing, for each trainer (passes and repea
     digital    a trainable Linear + tanh of the layer's shape (a digital net of this size)
     linear     the physics removed: the drive itself (bin-averaged to n_out values when n_out < n_in),
                so the same digital parameters form a (clipped) linear model: the baseline the
-               physics has to beat
+               physics has to beat. With `mix` the encoders' clip to the DAC range [0, 1] makes it
+               a one-hidden-layer clipped-ReLU net, not a linear one
+    linear-unclipped  the physics and the encoders' clip removed: the same parameters form an affine
+               function of the input, a true linear classifier (the issue's "logistic regression")
     in-silico  the twin while training, the system while testing
     pat        the system forward, the twin backward (PhysicalLayer)
 """
@@ -36,10 +39,10 @@ from .pat import PhysicalLayer, TwinSpec
 from .system import PhysicalSystem, as_twins, measure
 from .twin_models import bin_matrix
 
-Trainer = Literal["digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat", "spsa", "pepg",
+Trainer = Literal["digital", "linear", "linear-unclipped", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat", "spsa", "pepg",
                   "cma-es", "local", "forward-forward"]
-TRAINERS: tuple[Trainer, ...] = ("digital", "linear", "in-silico", "pat", "pat-pipelined", "pat-refine", "pat-dat",
-                                 "spsa", "pepg", "cma-es", "local", "forward-forward")
+TRAINERS: tuple[Trainer, ...] = ("digital", "linear", "linear-unclipped", "in-silico", "pat", "pat-pipelined",
+                                 "pat-refine", "pat-dat", "spsa", "pepg", "cma-es", "local", "forward-forward")
 """Every trainer `pnn.train.train` runs; each is a step function on train.py's one epoch loop (pnn.trainers)."""
 
 
@@ -82,6 +85,11 @@ class Standardise(nn.Module):
         return (h - self.mean) / self.std
 
 
+def _dac(drive: torch.Tensor, clip: bool) -> torch.Tensor:
+    """The DAC's range [0, 1]; `clip = False` (the linear-unclipped baseline) leaves the drive affine."""
+    return torch.clamp(drive, 0, 1) if clip else drive
+
+
 def _fit_width(h: torch.Tensor, width: int) -> torch.Tensor:
     """Hold each value for width / n ticks (a DAC holding a pixel), so n features drive `width` samples."""
     n = h.shape[1]
@@ -95,7 +103,10 @@ class AffineEncoder(nn.Module):
 
     An input as wide as all passes' drives (a mix's output) is split among them; a narrower one is
     held to fill one drive and given to every pass (each with its own a, b: its own working point).
+    `clip = False` drops the clip (the linear-unclipped baseline: no parameter changes).
     """
+
+    clip = True
 
     def __init__(self, n_in: int, gen: torch.Generator, passes: int = 1) -> None:
         super().__init__()
@@ -106,15 +117,17 @@ class AffineEncoder(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if h.shape[1] != len(self.a):
             h = _fit_width(h, self.n_in).repeat(1, self.passes)
-        return torch.clamp(self.a * h + self.b, 0, 1)
+        return _dac(self.a * h + self.b, self.clip)
 
 
 class ConcatEncoder(nn.Module):
     """drive = [clip(a * h + b, 0, 1), clip(theta, 0, 1)]: data and trainable parameters side by side.
 
     The data half is biased towards full amplitude (b = 0.7): in a system whose output grows as a
-    power of the drive (SHG: the fourth), weak inputs drown in the readout noise.
+    power of the drive (SHG: the fourth), weak inputs drown in the readout noise. `clip` as AffineEncoder's.
     """
+
+    clip = True
 
     def __init__(self, n_data: int, n_in: int, gen: torch.Generator, passes: int = 1) -> None:
         super().__init__()
@@ -128,8 +141,8 @@ class ConcatEncoder(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if h.shape[1] != len(self.a):  # the same data in every pass, each with its own parameters
             h = h.repeat(1, self.passes)
-        data = torch.clamp(self.a * h + self.b, 0, 1).view(len(h), self.passes, self.n_data)
-        theta = torch.clamp(self.theta, 0, 1).view(self.passes, -1).expand(len(h), -1, -1)
+        data = _dac(self.a * h + self.b, self.clip).view(len(h), self.passes, self.n_data)
+        theta = _dac(self.theta, self.clip).view(self.passes, -1).expand(len(h), -1, -1)
         return torch.cat([data, theta], dim=2).flatten(1)
 
 
@@ -282,8 +295,10 @@ def build(trainer: Trainer, task: Task, system: PhysicalSystem, twin: TwinSpec |
     net = PhysicalNet(task, n_in, n_out, stats, cfg, digital=trainer == "digital")
     if trainer == "digital":
         return net, list(net.digital), list(net.digital)
-    if trainer == "linear":
+    if trainer in ("linear", "linear-unclipped"):
         _on_the_fly_norms(net, cfg.passes * n_out, cfg.depth, eps=_LINEAR_BN_EPS)
+        for encoder in net.encoders:  # linear-unclipped: no clip either, so the whole net is affine
+            encoder.clip = trainer == "linear"
         bodies = [Unphysical(n_in, n_out)] * cfg.depth
         return net, bodies, bodies
     if cfg.norm == "batch":  # running statistics of what the layer really returns (PAT: the system's)

@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 COLOURS = {"digital": "#888888", "linear": "#9467bd", "in-silico": "#d62728", "pat": "#1f77b4"}
 NAMES = {"pat": "PAT", "in-silico": "in-silico", "digital": "digital", "linear": "linear"}
 # Where each trainer's test numbers are measured: its own digital network, or the physical system.
-DIGITAL = {"digital": "digital net", "linear": "digital net, physics replaced by identity"}
+DIGITAL = {"digital": "digital net", "linear": "digital net, physics replaced by identity",
+           "linear-unclipped": "digital net, physics and DAC clip removed (affine)"}
 
 
 def where(trainer: str) -> str:

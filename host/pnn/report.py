@@ -130,7 +130,7 @@ def _gap(s: dict[str, Any], a: str, b: str) -> str:
     return f"{100 * (s['accuracy'][a] - s['accuracy'][b]):+.1f}"
 
 
-ORDER = ("digital", "linear", "in-silico", "pat")
+ORDER = ("digital", "linear", "linear-unclipped", "in-silico", "pat")
 
 
 def summary_table(summaries: list[dict[str, Any]], title: str = "") -> Table:

@@ -1,6 +1,7 @@
 """Every trainer of `nets.TRAINERS` as a `pnn.train.Step` on the one epoch loop, by name.
 
     digital, linear, in-silico, pat   backpropagation through what `nets.build` puts in the layer slots
+    linear-unclipped            (as linear, also without the encoders' clip: an affine net)
     pat-pipelined               PAT with the hardware one batch ahead (pnn.pipeline)
     pat-refine                  PAT whose twin is refined online from the pairs training measures
     pat-dat                     PAT with a learned twin-error model fitted online (DAT-style)
@@ -22,7 +23,7 @@ from ..nets import TrainConfig, build
 from ..pat import TwinSpec
 from ..system import PhysicalSystem
 
-TWIN_FREE = frozenset({"digital", "linear", "spsa", "pepg", "cma-es", "forward-forward"})
+TWIN_FREE = frozenset({"digital", "linear", "linear-unclipped", "spsa", "pepg", "cma-es", "forward-forward"})
 """Trainers that need no twin (every other one does)."""
 
 
