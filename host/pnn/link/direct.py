@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pnn_protocol import errors, frame, messages
+from pnn_protocol import errors, messages
 from pnn_protocol.errors import ProtocolError
 
 from . import loop as _loop
@@ -79,7 +79,7 @@ class DirectPath:
             return None
         try:
             msg, ticks = dev.run_message(dev.cal.encode(drive, clipped=True).tobytes(), len(drive))
-            if dev._loss.probes_pay(dev._rto.rto + dev._pace.seconds(ticks)):
+            if dev._loss.silent and dev._loss.probes_pay(dev._rto.rto + dev._pace.seconds(ticks)):
                 return None  # silent losses: the loop's tail probes find them sooner than a timer
             req = InFlight(msg, None, ticks)  # type: ignore[arg-type]  (adopt gives it a future)
             fd = self._lease()
@@ -118,7 +118,7 @@ class DirectPath:
     # -- one exchange ---------------------------------------------------------------------------
     def _exchange(self, fd: int, req: InFlight) -> dict[str, Any] | BaseException:
         """Send `req` and read until its reply: the reply, a DeviceError, or LinkDown (hand it back)."""
-        dev, data, resend = self.dev, frame(wire.encode(req.msg)), True
+        dev, data, resend = self.dev, wire.encode_frame(req.msg), True
         while True:
             if resend:
                 self.resends += req.tries > 0

@@ -19,10 +19,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages, unpackb
+from pnn_protocol import FrameDecoder, ProtocolError, errors, messages, unpackb
 
 from .errors import PortNotFound, PortUnavailable
-from .wire import decode, encode  # the C msgpack codec (same bytes as pnn_protocol's, tested)
+from .wire import decode, encode, frame, frame_reader, run_request  # the C codecs (the bytes of pnn_protocol's, tested)
 
 DEFAULT_MAX_FRAME = 1 << 20  # what a host accepts before it has read the device's HELLO
 
@@ -42,7 +42,7 @@ class StreamLink:
     def __init__(self, port: Any, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.port = port
         self._fd: int | None = port if isinstance(port, int) else _fileno(port)
-        self.decoder = FrameDecoder(max_frame)
+        self.decoder = frame_reader(max_frame)
         self.frame_errors: list[int] = []  # framing errors seen in what the device sent
 
     def send(self, payload: bytes) -> None:
@@ -261,7 +261,7 @@ class SyncClient:
         _raise_if_error(r)
         self.caps = r["caps"]
         if isinstance(self.link, StreamLink) and self.link.decoder.max_frame != self.caps["max_frame"]:
-            self.link.decoder = FrameDecoder(self.caps["max_frame"])
+            self.link.decoder = frame_reader(self.caps["max_frame"])
         return r
 
     def ping(self, data: bytes | None = None) -> dict[str, Any]:
@@ -272,7 +272,7 @@ class SyncClient:
         """RUN -> RESULT (drive: little-endian uint16 codes, or uint8 with drive_width=1 where the board's
         caps offer it). Raises ProtocolError for an ERROR reply."""
         rid = self.new_id() if req_id is None else req_id
-        msg = messages.run(rid, drive, batch, n_drive, rate, oversample, settle, n_out, drive_width)
+        msg = run_request(rid, drive, batch, n_drive, rate, oversample, settle, n_out, drive_width)
         timeout = self.timeout + batch * (settle + n_drive) * oversample / rate
         return _raise_if_error(self.request(msg, timeout))
 
