@@ -42,6 +42,7 @@ import numpy as np
 
 from pnn_protocol import errors, messages
 
+from . import wire
 from ._requests import RequestTable
 from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
@@ -70,6 +71,7 @@ class AsyncDevice(RequestTable):
         self.patience = url["patience"] if patience is None else patience
         self.hello: dict[str, Any] = {}
         self.caps: Capabilities | None = None
+        self._limit, self._limit_of = 1, object()  # chunk_limit, and the caps it was worked out from
         self.cal: Calibration | None = None
         self.settings: dict[str, int] = {} if url["rest_code"] is None else {"rest_code": url["rest_code"]}
         self.boot: Any = None  # the board's boot id (HELLO / PONG `boot`), None if it states none
@@ -112,8 +114,11 @@ class AsyncDevice(RequestTable):
     @property
     def chunk_limit(self) -> int:
         """Most examples per request: the board's limit, or the URL's `chunk` if smaller."""
-        limit = self.caps.chunk_limit(self.n_in, self.n_out) if self.caps else 1
-        return min(limit, self.url["chunk"]) if self.url["chunk"] else limit
+        caps = self.caps
+        if caps is not self._limit_of:  # (worked out once per HELLO: every call asks)
+            limit = caps.chunk_limit(self.n_in, self.n_out) if caps else 1
+            self._limit, self._limit_of = min(limit, self.url["chunk"]) if self.url["chunk"] else limit, caps
+        return self._limit
 
     async def wait_connected(self, timeout: float | None) -> bool:
         """Wait until the link is up (True) or `timeout` passes or the device fails for good (False)."""
@@ -415,8 +420,8 @@ class AsyncDevice(RequestTable):
         """A RUN of `batch` examples of drive codes, with a fresh id, and its board ticks (any thread)."""
         assert self.cal is not None
         p = self.url.params
-        msg = messages.run(self._next_id(), codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"],
-                           self.n_out, self.cal.drive_width)  # fmt: skip
+        msg = wire.run_request(self._next_id(), codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"],
+                               self.n_out, self.cal.drive_width)  # fmt: skip
         self._first_send = self._first_send or time.monotonic()
         return msg, batch * (p["settle"] + self.n_in) * p["oversample"]
 
