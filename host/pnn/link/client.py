@@ -52,6 +52,7 @@ from .url import DeviceURL
 
 log = logging.getLogger(__name__)  # pnn.link.client: drops, reconnects, resends
 
+_RESP = np.dtype("<u2")  # a RESULT's codes
 _BACKOFF = (0.05, 2.0)  # first and longest pause between reconnect attempts, seconds
 
 
@@ -478,19 +479,18 @@ class AsyncDevice(RequestTable):
             self._slots.release()
 
     def _result(self, req: InFlight, reply: dict[str, Any]) -> np.ndarray:
-        batch = req.msg["batch"]
-        if reply.get("t") != messages.RESULT or reply["batch"] != batch or reply["n_out"] != self.n_out:
+        batch, n_out = req.msg["batch"], self.n_out
+        if reply.get("t") != messages.RESULT or reply["batch"] != batch or reply["n_out"] != n_out:
             raise DeviceError(f"{self.id}: RUN answered by {reply.get('t')!r} of the wrong shape")
-        response = np.frombuffer(reply["resp"], "<u2").reshape(batch, self.n_out)
-        p = self.url.params
-        self._stats["samples"] += batch
-        self._stats["requests"] += 1
-        self._stats["overruns"] += reply["overruns"]
+        p, stats = self.url.params, self._stats
+        stats["samples"] += batch
+        stats["requests"] += 1
+        stats["overruns"] += reply["overruns"]
         period = reply["period_us"] * 1e-6 or 1.0 / p["rate"]
-        self._stats["busy_s"] += period * batch * (p["settle"] + self.n_in)
+        stats["busy_s"] += period * batch * (p["settle"] + self.n_in)
         self._last_reply = time.monotonic()
         assert self.cal is not None
-        return self.cal.decode(response)
+        return self.cal.decode(np.frombuffer(reply["resp"], _RESP).reshape(batch, n_out))
 
     async def run_chunk(self, drive: np.ndarray, *, fail_fast: bool = False) -> np.ndarray:
         """One RUN request: drive float32 [b, n_in] (b <= chunk_limit) -> responses float32 [b, n_out].
