@@ -52,7 +52,8 @@ def run_request(req_id: int, drive: bytes, batch: int, n_drive: int, rate: int, 
     shape = (batch, n_drive, rate, oversample, settle, n_out, drive_width)
     template = _RUNS.get(shape)
     if template is None:
-        template = dict(sorted(messages.run(0, b"", batch, n_drive, rate, oversample, settle, n_out, drive_width).items()))
+        run = messages.run(0, b"", batch, n_drive, rate, oversample, settle, n_out, drive_width)
+        template = dict(sorted(run.items()))
         if len(_RUNS) < 256:  # (a run uses one or two shapes; a fuzzer's are not remembered past that)
             _RUNS[shape] = template
     msg = template.copy()
