@@ -75,3 +75,25 @@ def test_uint8_drive_codes_and_the_boot_id_over_the_real_firmware(firmware_seria
     r = c.run(wide.encode(drive.numpy()).tobytes(), 3, 32, 20000, settle=8, n_out=8)  # the URL default settle
     assert torch.equal(narrow, torch.from_numpy(cal.decode(np.frombuffer(r["resp"], "<u2").reshape(3, 8))))
     assert boot_id(c.hello()) != caps.boot  # another boot, another id
+
+
+def test_a_pools_one_row_batch_goes_to_the_first_board_and_to_another_if_that_one_dies(firmware_serial, tmp_path):
+    """A one-row batch skips the pool's workers (AsyncPool._one_row; a serial board sends it in the same
+    loop callback) and keeps their rules: the first connected board measures it, and a board that dies
+    with the row in flight hands it to another."""
+    import threading
+
+    from pnn.devices import DevicePool
+
+    paced = board_file(tmp_path, paced=True)  # 512 ticks at 1 kS/s: half a second a row
+    sims = [firmware_serial(seed=s, cable=True, board=paced) for s in (0, 1)]
+    urls = [f"serial://{s.host_path}?n_in=512&n_out=8&rate=1000&settle=0&timeout=0.3&heartbeat=0.2&give_up=1"
+            for s in sims]  # fmt: skip
+    with DevicePool(urls, patience=10) as pool:
+        drive = torch.rand(1, 512, generator=torch.Generator().manual_seed(5))
+        first, sources = pool.run_with_sources(drive)
+        assert sources == [pool.ids[0]] and first.shape == (1, 8)
+        threading.Timer(0.15, kill, args=(sims[0],)).start()  # mid-row
+        again, sources = pool.run_with_sources(drive)
+        assert sources == [pool.ids[1]] and again.shape == (1, 8)
+        assert pool.aio.rerun_rows == 1

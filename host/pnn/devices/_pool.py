@@ -118,6 +118,8 @@ class AsyncPool:
         """
         if drive.ndim != 2 or drive.shape[1] != self.n_in:
             raise ValueError(f"pool expects drive of shape [B, {self.n_in}], got {list(drive.shape)}")
+        if len(drive) == 1 and (one := await self._one_row(drive)) is not None:
+            return one
         batch = _Batch(drive, self.n_out, len(self.devices))
         # Interleaved (every device's first worker, then every second one, ...): tasks start in this
         # order, so the first chunks go round the boards instead of all to the first one.
@@ -145,6 +147,24 @@ class AsyncPool:
             await asyncio.gather(*workers, finished, watch, return_exceptions=True)
             self.waiting = ""
         return batch.response, batch.source
+
+    async def _one_row(self, drive: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """A one-row batch as the workers would run it (one chunk, to the first board that takes it), with
+        no worker tasks: the RUN goes out in this call (AsyncDevice.start) to the first connected board
+        with a free slot. None where none takes it now, or it dropped out meanwhile (the row goes back to
+        the pool's workers, as a worker hands back a chunk)."""
+        for index, device in enumerate(self.devices):
+            req = device.start(drive, fail_fast=True) if device.connected else None
+            if req is None:
+                continue
+            try:
+                await req.fut  # (raises its error; cancelling this call cancels it, as in run_chunk)
+                return device.result(req), np.full(1, index, np.int64)
+            except DeviceUnavailable as e:
+                log.info("rows %d..%d go back to the pool: %s", 0, 1, e)
+                self.rerun_rows += 1
+                return None
+        return None
 
     def _down(self) -> str:
         return ", ".join(f"{d.id} (down since {time.strftime('%H:%M:%S', time.localtime(d.down_since))})"

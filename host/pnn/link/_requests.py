@@ -168,8 +168,10 @@ class RequestTable:
     def _deadline(self, req: InFlight) -> float:
         """When the send of `req` made at req.sent is deemed lost: the RTO, backed off by this request's
         expiries past what the measured silent losses explain, plus the board's time for the work ahead."""
-        backoff = max(0, req.expiries - self._loss.free_expiries())
-        link = min(self.url["max_rto"], self._rto.rto * 2 ** min(backoff, 16))
+        backoff = max(0, req.expiries - self._loss.free_expiries()) if req.expiries else 0
+        link = self._rto.rto  # (never past max_rto: the timer's own bound)
+        if backoff:
+            link = min(self.url["max_rto"], link * 2 ** min(backoff, 16))
         return req.sent + link + self._pace.seconds(req.ahead)
 
     def _time_reply(self, req: InFlight, now: float, fast_down: bool = False) -> None:

@@ -42,6 +42,7 @@ import numpy as np
 
 from pnn_protocol import errors, messages
 
+from . import wire
 from ._requests import RequestTable
 from .codes import Calibration, Capabilities, boot_id
 from .errors import CapabilityError, DeviceError, DeviceUnavailable, LinkDown, NoSuchDevice, OutageError
@@ -51,6 +52,7 @@ from .url import DeviceURL
 
 log = logging.getLogger(__name__)  # pnn.link.client: drops, reconnects, resends
 
+_RESP = np.dtype("<u2")  # a RESULT's codes
 _BACKOFF = (0.05, 2.0)  # first and longest pause between reconnect attempts, seconds
 
 
@@ -70,6 +72,7 @@ class AsyncDevice(RequestTable):
         self.patience = url["patience"] if patience is None else patience
         self.hello: dict[str, Any] = {}
         self.caps: Capabilities | None = None
+        self._limit, self._limit_of = 1, object()  # chunk_limit, and the caps it was worked out from
         self.cal: Calibration | None = None
         self.settings: dict[str, int] = {} if url["rest_code"] is None else {"rest_code": url["rest_code"]}
         self.boot: Any = None  # the board's boot id (HELLO / PONG `boot`), None if it states none
@@ -112,8 +115,11 @@ class AsyncDevice(RequestTable):
     @property
     def chunk_limit(self) -> int:
         """Most examples per request: the board's limit, or the URL's `chunk` if smaller."""
-        limit = self.caps.chunk_limit(self.n_in, self.n_out) if self.caps else 1
-        return min(limit, self.url["chunk"]) if self.url["chunk"] else limit
+        caps = self.caps
+        if caps is not self._limit_of:  # (worked out once per HELLO: every call asks)
+            limit = caps.chunk_limit(self.n_in, self.n_out) if caps else 1
+            self._limit, self._limit_of = min(limit, self.url["chunk"]) if self.url["chunk"] else limit, caps
+        return self._limit
 
     async def wait_connected(self, timeout: float | None) -> bool:
         """Wait until the link is up (True) or `timeout` passes or the device fails for good (False)."""
@@ -415,8 +421,8 @@ class AsyncDevice(RequestTable):
         """A RUN of `batch` examples of drive codes, with a fresh id, and its board ticks (any thread)."""
         assert self.cal is not None
         p = self.url.params
-        msg = messages.run(self._next_id(), codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"],
-                           self.n_out, self.cal.drive_width)  # fmt: skip
+        msg = wire.run_request(self._next_id(), codes, batch, self.n_in, p["rate"], p["oversample"], p["settle"],
+                               self.n_out, self.cal.drive_width)  # fmt: skip
         self._first_send = self._first_send or time.monotonic()
         return msg, batch * (p["settle"] + self.n_in) * p["oversample"]
 
@@ -473,19 +479,18 @@ class AsyncDevice(RequestTable):
             self._slots.release()
 
     def _result(self, req: InFlight, reply: dict[str, Any]) -> np.ndarray:
-        batch = req.msg["batch"]
-        if reply.get("t") != messages.RESULT or reply["batch"] != batch or reply["n_out"] != self.n_out:
+        batch, n_out = req.msg["batch"], self.n_out
+        if reply.get("t") != messages.RESULT or reply["batch"] != batch or reply["n_out"] != n_out:
             raise DeviceError(f"{self.id}: RUN answered by {reply.get('t')!r} of the wrong shape")
-        response = np.frombuffer(reply["resp"], "<u2").reshape(batch, self.n_out)
-        p = self.url.params
-        self._stats["samples"] += batch
-        self._stats["requests"] += 1
-        self._stats["overruns"] += reply["overruns"]
+        p, stats = self.url.params, self._stats
+        stats["samples"] += batch
+        stats["requests"] += 1
+        stats["overruns"] += reply["overruns"]
         period = reply["period_us"] * 1e-6 or 1.0 / p["rate"]
-        self._stats["busy_s"] += period * batch * (p["settle"] + self.n_in)
+        stats["busy_s"] += period * batch * (p["settle"] + self.n_in)
         self._last_reply = time.monotonic()
         assert self.cal is not None
-        return self.cal.decode(response)
+        return self.cal.decode(np.frombuffer(reply["resp"], _RESP).reshape(batch, n_out))
 
     async def run_chunk(self, drive: np.ndarray, *, fail_fast: bool = False) -> np.ndarray:
         """One RUN request: drive float32 [b, n_in] (b <= chunk_limit) -> responses float32 [b, n_out].

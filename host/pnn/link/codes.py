@@ -158,6 +158,7 @@ class Calibration:
         self.adc_hi = self.adc_top if adc_hi is None else adc_hi
         if self.dac_hi == self.dac_lo or self.adc_hi == self.adc_lo:
             raise CapabilityError("calibration needs distinct lo and hi codes")
+        self._dac_span, self._adc_span = self.dac_hi - self.dac_lo, np.float32(self.adc_hi - self.adc_lo)
         # both DAC ends are codes the DAC has: a drive in [0, 1] rounds to one too (no clip to do)
         self._inside = 0 <= min(self.dac_lo, self.dac_hi) and max(self.dac_lo, self.dac_hi) <= self.dac_top
 
@@ -171,11 +172,13 @@ class Calibration:
         """float drive [B, n] (clipped to [0, 1]; `clipped`: it is already) -> DAC codes, rounded to the
         nearest code, in the wire's dtype: uint16 little-endian, or uint8 when drive_width is 1 (its
         .tobytes() is RUN's drive)."""
-        # (ufuncs in place: np.clip's Python wrapper costs more than the arithmetic on a 256-sample drive)
-        codes = drive * (self.dac_hi - self.dac_lo) if clipped else np.minimum(np.maximum(drive, 0.0), 1.0)
+        # (ufuncs in place: np.clip's Python wrapper costs more than the arithmetic on a 256-sample drive;
+        # each ufunc call costs about 1 us here, so none is made that cannot change a code: + 0, clip inside)
+        codes = drive * self._dac_span if clipped else np.minimum(np.maximum(drive, 0.0), 1.0)
         if not clipped:
-            codes *= self.dac_hi - self.dac_lo
-        codes += self.dac_lo
+            codes *= self._dac_span
+        if self.dac_lo:
+            codes += self.dac_lo
         np.rint(codes, out=codes)
         if not self._inside:
             np.minimum(np.maximum(codes, 0, out=codes), self.dac_top, out=codes)
@@ -184,6 +187,7 @@ class Calibration:
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """uint16 ADC codes -> float32 responses (full-scale fractions after calibration)."""
         out = codes.astype(np.float32)
-        out -= self.adc_lo
-        out /= np.float32(self.adc_hi - self.adc_lo)
+        if self.adc_lo:  # (x - 0 is x: no call for it)
+            out -= self.adc_lo
+        out /= self._adc_span
         return out

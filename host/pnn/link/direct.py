@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pnn_protocol import errors, frame, messages
+from pnn_protocol import errors, messages
 from pnn_protocol.errors import ProtocolError
 
 from . import loop as _loop
 from . import wire
 from .errors import DeviceError, LinkDown
 from .serial import WRITE_WATCHDOG_S, SerialTransport
+from .sync import Readable
 from .timing import InFlight
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class DirectPath:
         self._one = threading.Lock()  # one call at a time: a second thread's call takes the loop's way
         self._ask = True  # False: the loop just refused to lend the port; the next call does not ask
         self.calls = self.resends = 0
+        self._wait: Readable | None = None
 
     @staticmethod
     def supported(dev: AsyncDevice) -> bool:
@@ -79,7 +81,7 @@ class DirectPath:
             return None
         try:
             msg, ticks = dev.run_message(dev.cal.encode(drive, clipped=True).tobytes(), len(drive))
-            if dev._loss.probes_pay(dev._rto.rto + dev._pace.seconds(ticks)):
+            if dev._loss.silent and dev._loss.probes_pay(dev._rto.rto + dev._pace.seconds(ticks)):
                 return None  # silent losses: the loop's tail probes find them sooner than a timer
             req = InFlight(msg, None, ticks)  # type: ignore[arg-type]  (adopt gives it a future)
             fd = self._lease()
@@ -118,7 +120,7 @@ class DirectPath:
     # -- one exchange ---------------------------------------------------------------------------
     def _exchange(self, fd: int, req: InFlight) -> dict[str, Any] | BaseException:
         """Send `req` and read until its reply: the reply, a DeviceError, or LinkDown (hand it back)."""
-        dev, data, resend = self.dev, frame(wire.encode(req.msg)), True
+        dev, data, resend, readable = self.dev, wire.encode_frame(req.msg), True, self._readable(fd)
         while True:
             if resend:
                 self.resends += req.tries > 0
@@ -139,7 +141,7 @@ class DirectPath:
                 resend = True
                 continue
             try:
-                ready = select.select([fd], [], [], req.deadline - now)[0]
+                ready = readable(req.deadline - now)
                 if not self.transport.lent:  # the loop closed the port meanwhile: its number may be reused
                     return LinkDown(f"{self.transport.path}: closed during the call")
                 if not ready:
@@ -160,6 +162,12 @@ class DirectPath:
                     reply = got
             if reply is not None:  # (a re-send asked for in the same read is moot)
                 return reply
+
+    def _readable(self, fd: int) -> Readable:
+        """The port's waiter (made once per descriptor number: poll knows a descriptor by its number)."""
+        if self._wait is None or self._wait.fd != fd:
+            self._wait = Readable(fd)
+        return self._wait
 
     def _arm(self, req: InFlight) -> None:
         """Count a send of `req` and set its deadline (RequestTable._arm's rule, with no loop timer)."""
@@ -196,7 +204,7 @@ class DirectPath:
         if isinstance(res, int):  # it arrived damaged: it was this request's reply, or a stale one
             self.transport.bad_frames += 1
             return None if answered else self._damaged(req, "fast_resends")
-        dev._last_rx = time.monotonic()
+        dev._last_rx = now = time.monotonic()
         rid, t = msg.get("id"), msg.get("t")
         if rid is None:
             dev._stats["errors" if t == messages.ERROR else "stale"] += 1
@@ -210,7 +218,7 @@ class DirectPath:
             dev._stats["duplicates"] += 1
             return None
         if t != messages.ERROR:
-            self._answered(req, msg)
+            self._answered(req, msg, now)
             return msg
         dev._stats["errors"] += 1
         code = msg.get("code")
@@ -231,9 +239,9 @@ class DirectPath:
         req.expiries = 0  # the link is alive (it just carried a frame): no reason to back off
         return "resend"
 
-    def _answered(self, req: InFlight, msg: dict[str, Any]) -> None:
+    def _answered(self, req: InFlight, msg: dict[str, Any], now: float) -> None:
         """Time the reply (Karn's rule: only a request sent once), as RequestTable._answered does."""
-        dev, now = self.dev, time.monotonic()
+        dev = self.dev
         if t := msg.get("period_us"):
             dev._pace.reported(t)
         if req.tries == 1:

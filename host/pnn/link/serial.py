@@ -24,7 +24,7 @@ from typing import Any
 
 import serialx
 
-from pnn_protocol import FrameDecoder, frame
+from pnn_protocol import FrameDecoder
 from pnn_protocol.errors import ProtocolError
 
 from . import wire as _wire
@@ -69,7 +69,7 @@ class SerialTransport(Transport):
         self.url, self.path = url, url.target
         self._port: Any = None  # serialx's asyncio transport while open
         self._frames: _Frames | None = None  # its protocol (callbacks from an older port are ignored)
-        self._decoder = FrameDecoder(HOST_MAX_FRAME)
+        self._decoder = _wire.frame_reader(HOST_MAX_FRAME)
         self._ready: deque[dict[str, Any]] = deque()
         self._deliver: Callable[[dict[str, Any]], None] | None = None
         self._waiter: asyncio.Future[None] | None = None  # recv() waiting for a message
@@ -132,7 +132,7 @@ class SerialTransport(Transport):
         return self._lent
 
     @property
-    def decoder(self) -> FrameDecoder:
+    def decoder(self) -> _wire.FrameReader | FrameDecoder:
         """The frame decoder (its partial frame carries over between the loop's reads and a direct call's)."""
         return self._decoder
 
@@ -189,7 +189,7 @@ class SerialTransport(Transport):
             self._watchdog = None
 
     def send_nowait(self, msg: dict[str, Any]) -> None:
-        self._write(frame(_wire.encode(msg)))
+        self._write(_wire.encode_frame(msg))
 
     async def send(self, msg: dict[str, Any]) -> None:
         self.send_nowait(msg)

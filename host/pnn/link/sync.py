@@ -12,23 +12,48 @@ pnn.devices (Device, DevicePool); this one is for tools and tests that want one 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import select
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from pnn_protocol import FrameDecoder, ProtocolError, errors, frame, messages, unpackb
+from pnn_protocol import FrameDecoder, ProtocolError, errors, messages, unpackb
 
 from .errors import PortNotFound, PortUnavailable
-from .wire import decode, encode  # the C msgpack codec (same bytes as pnn_protocol's, tested)
+from .wire import decode, encode, frame, frame_reader, run_request  # C codecs: pnn_protocol's bytes (tested)
 
 DEFAULT_MAX_FRAME = 1 << 20  # what a host accepts before it has read the device's HELLO
 
 
 class LinkTimeout(TimeoutError):
     """No reply in time."""
+
+
+class Readable:
+    """Waits until a file descriptor has something to read (or has hung up): poll(2) on Linux, a poll
+    object made once (a select() call builds and parses three lists each time: twice the cost, on every
+    reply), select(2) elsewhere (macOS's poll refuses terminals). Timeouts round up to whole milliseconds
+    under poll: a wait never ends early.
+
+    Args:
+        fd: the descriptor (by number, as select and poll know it).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._poll = select.poll() if sys.platform.startswith("linux") else None
+        if self._poll is not None:
+            self._poll.register(fd, select.POLLIN)
+
+    def __call__(self, timeout: float) -> bool:
+        """True once the descriptor is readable (a read will not block), False after `timeout` seconds."""
+        if self._poll is None:
+            return bool(select.select([self.fd], [], [], max(0.0, timeout))[0])
+        return bool(self._poll.poll(max(0, math.ceil(timeout * 1000))))
 
 
 class StreamLink:
@@ -42,32 +67,32 @@ class StreamLink:
     def __init__(self, port: Any, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.port = port
         self._fd: int | None = port if isinstance(port, int) else _fileno(port)
-        self.decoder = FrameDecoder(max_frame)
+        self._readable = Readable(self._fd) if self._fd is not None else None
+        self.decoder = frame_reader(max_frame)
         self.frame_errors: list[int] = []  # framing errors seen in what the device sent
 
     def send(self, payload: bytes) -> None:
         self.write_raw(frame(payload))
 
-    def write_raw(self, data: bytes) -> None:
+    def write_raw(self, data: bytes | memoryview) -> None:
         """Bytes as they are: a REPL's Ctrl-C, a frame after a 0x00 that ends any partial one, broken frames."""
         if self._fd is None:
             self.port.write(data)
             return
-        view = memoryview(data)
-        while view:
+        while data:
             try:
-                n = os.write(self._fd, view)
+                n = os.write(self._fd, data)
             except BlockingIOError:  # a non-blocking port (open_serial's) whose buffer is full: wait for room
                 select.select([], [self._fd], [])
                 continue
-            view = view[n:]
+            data = memoryview(data)[n:] if n < len(data) else b""  # (as a rule all of it went at once)
 
     def _read_some(self, timeout: float) -> bytes:
         """What the stream holds within `timeout` s (b"" if nothing came). Raises ConnectionError if it closed."""
-        if self._fd is None:  # a port without a file descriptor (pyserial on Windows): its own timed read
-            self.port.timeout = timeout
+        if self._fd is None or self._readable is None:  # a port without a file descriptor (pyserial on Windows):
+            self.port.timeout = timeout  # its own timed read
             return self.port.read(max(1, self.port.in_waiting))
-        if not select.select([self._fd], [], [], timeout)[0]:
+        if not self._readable(timeout):
             return b""
         data = os.read(self._fd, 65536)
         if not data:
@@ -261,7 +286,7 @@ class SyncClient:
         _raise_if_error(r)
         self.caps = r["caps"]
         if isinstance(self.link, StreamLink) and self.link.decoder.max_frame != self.caps["max_frame"]:
-            self.link.decoder = FrameDecoder(self.caps["max_frame"])
+            self.link.decoder = frame_reader(self.caps["max_frame"])
         return r
 
     def ping(self, data: bytes | None = None) -> dict[str, Any]:
@@ -272,7 +297,7 @@ class SyncClient:
         """RUN -> RESULT (drive: little-endian uint16 codes, or uint8 with drive_width=1 where the board's
         caps offer it). Raises ProtocolError for an ERROR reply."""
         rid = self.new_id() if req_id is None else req_id
-        msg = messages.run(rid, drive, batch, n_drive, rate, oversample, settle, n_out, drive_width)
+        msg = run_request(rid, drive, batch, n_drive, rate, oversample, settle, n_out, drive_width)
         timeout = self.timeout + batch * (settle + n_drive) * oversample / rate
         return _raise_if_error(self.request(msg, timeout))
 
