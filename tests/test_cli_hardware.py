@@ -13,8 +13,10 @@ Each failure: exit status 2 and one line on stderr that names the problem and th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tty
@@ -23,6 +25,10 @@ from collections.abc import Iterator
 import pytest
 from conftest import free_port
 from test_flash import ReplBoard, cli, one_line, repl_board  # noqa: F401 - fixtures, used by name
+
+from pnn.boards.discover import probe_params
+from pnn.link.client import make_device
+from pnn.link.url import parse_url
 
 FAST = "reconnect=0.5"  # these peers answer in milliseconds or never; no need to wait 2 s for them
 
@@ -95,6 +101,28 @@ def test_devices_lists_a_serial_and_an_mqtt_board(cli, firmware_serial, firmware
 
     table = cli("devices", "--serial", serial.host_path)  # USB ports scanned too: none here, or others
     assert table.returncode == 0 and "sim-0" in table.stdout and "online" in table.stdout and "8/12" in table.stdout
+
+
+def test_a_ping_the_board_answers_late_is_a_long_round_trip_not_no_answer(firmware_serial):
+    # An emulated Pico paused (a garbage collection) on `pnn devices`' second PING past the retransmission
+    # timeout its first round trips had set (~75 ms): the PING was sent once, and its timeout read as "no
+    # answer" though the board was online. A PING now waits as any request does: re-sent, up to give_up.
+    board = firmware_serial(cable=True)
+
+    async def ping_across_a_pause() -> tuple[float, float]:
+        device = make_device(parse_url(f"serial://{board.host_path}?{probe_params()}"), check=False)
+        await device.open()
+        try:
+            quick = await device.ping()
+            os.kill(board.proc.pid, signal.SIGSTOP)
+            asyncio.get_running_loop().call_later(0.4, os.kill, board.proc.pid, signal.SIGCONT)
+            return quick, await device.ping()
+        finally:
+            os.kill(board.proc.pid, signal.SIGCONT)
+            await device.close()
+
+    quick, paused = asyncio.run(ping_across_a_pause())
+    assert quick < 0.2 and paused >= 0.4, (quick, paused)
 
 
 def test_devices_with_one_board_down_still_lists_the_other(cli, firmware_serial, tmp_path):

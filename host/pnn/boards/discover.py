@@ -37,8 +37,11 @@ PROBE_TIMEOUT_S = 0.5  # a first HELLO knows no round trip yet; a slower board i
 
 
 def probe_params(timeout: float = PROBE_TIMEOUT_S) -> str:
-    """URL parameters of one quick HELLO + PING probe, allowing `timeout` s per request."""
-    return f"reconnect={max(1.5, 3 * timeout):g}&timeout={timeout:g}&heartbeat=0&retries=0"
+    """URL parameters of one quick HELLO + PING probe, allowing `timeout` s per request before its first
+    re-send, and the connect's wait for the HELLO to each PING (a board that answered HELLO and then
+    went silent holds `pnn devices` that long, no longer)."""
+    wait = max(1.5, 3 * timeout)
+    return f"reconnect={wait:g}&give_up={wait:g}&timeout={timeout:g}&heartbeat=0"
 
 
 def usb_hint(vid: int | None, pid: int | None) -> str:

@@ -327,9 +327,12 @@ class RequestTable:
         self._lost.set()
         self._broken.set()
 
-    async def _control(self, msg: dict[str, Any]) -> dict[str, Any]:
-        """A control request (HELLO, CONFIG), re-sent until answered while the link is open."""
+    async def _control(self, msg: dict[str, Any], ahead: int = 0) -> dict[str, Any]:
+        """A control request (HELLO, CONFIG, a timed PING), re-sent until answered while the link is open.
+
+        ahead: board ticks queued before its reply (a PING behind RUNs), added to its deadline."""
         req = InFlight(msg, asyncio.get_running_loop().create_future(), control=True)
+        req.ahead = ahead
         self._pending[msg["id"]] = req
         try:
             await self._send(req)

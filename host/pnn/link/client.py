@@ -374,11 +374,22 @@ class AsyncDevice(RequestTable):
             raise LinkDown(f"{self.id}: the board answers as freshly booted ({self._fresh_hint})")
 
     async def ping(self) -> float:
-        """Round-trip time of one PING, seconds (raises TimeoutError / DeviceUnavailable)."""
+        """Round-trip time of one PING, seconds, from its first send to its PONG.
+
+        Re-sent (same id) each time its retransmission timer runs out, as every request is, so a board
+        that pauses past the measured round trip (a garbage collection on an emulated Pico) answers late
+        instead of failing; unanswered for `give_up` s (beyond the board's queued work): TimeoutError.
+        The heartbeat's probes are the ones sent once: it counts their misses.
+
+        Raises:
+            TimeoutError: no PONG within the give-up time. DeviceUnavailable: not connected.
+        """
         if not self.connected:
             raise DeviceUnavailable(f"{self.id}: not connected")
+        ahead = self._ticks_ahead()
         start = time.monotonic()
-        await self._probe(messages.ping(self._next_id()), self._rto.rto + self._pace.seconds(self._ticks_ahead()))
+        async with asyncio.timeout(self.url["give_up"] + self._pace.seconds(ahead)):
+            await self._control(messages.ping(self._next_id()), ahead)
         return time.monotonic() - start
 
     # -- measuring ------------------------------------------------------------------------------
