@@ -168,9 +168,9 @@ class RequestTable:
     def _deadline(self, req: InFlight) -> float:
         """When the send of `req` made at req.sent is deemed lost: the RTO, backed off by this request's
         expiries past what the measured silent losses explain, plus the board's time for the work ahead."""
-        backoff = max(0, req.expiries - self._loss.free_expiries()) if req.expiries else 0
-        link = self._rto.rto  # (never past max_rto: the timer's own bound)
-        if backoff:
+        link = self._rto.rto  # (within max_rto already: the timer's own bound)
+        if req.expiries:  # (no backoff arithmetic for a request that never expired: nearly every one)
+            backoff = max(0, req.expiries - self._loss.free_expiries())
             link = min(self.url["max_rto"], link * 2 ** min(backoff, 16))
         return req.sent + link + self._pace.seconds(req.ahead)
 

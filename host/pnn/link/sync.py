@@ -89,12 +89,12 @@ class StreamLink:
 
     def _read_some(self, timeout: float) -> bytes:
         """What the stream holds within `timeout` s (b"" if nothing came). Raises ConnectionError if it closed."""
-        if self._fd is None or self._readable is None:  # a port without a file descriptor (pyserial on Windows):
-            self.port.timeout = timeout  # its own timed read
+        if self._readable is None:  # a port without a file descriptor (pyserial on Windows): its own timed read
+            self.port.timeout = timeout
             return self.port.read(max(1, self.port.in_waiting))
         if not self._readable(timeout):
             return b""
-        data = os.read(self._fd, 65536)
+        data = os.read(self._readable.fd, 65536)
         if not data:
             raise ConnectionError("serial link closed")
         return data
